@@ -1,0 +1,355 @@
+"""The `skillmix` command: a thin shell over the library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from skillmix.catalog.load import BUILTIN, CatalogError, load_catalog
+from skillmix.config import Decoding, RunConfig, load_config_file
+from skillmix.models import ModelError, resolve_model
+from skillmix.protocol.engine import Engine, RunError
+from skillmix.report import build_report, render_report, write_report
+from skillmix.sampling import SamplingError, combinations_count
+from skillmix.store import Store, StoreError
+
+console = Console()
+err_console = Console(stderr=True)
+DEFAULT_STORE = "skillmix.sqlite"
+DEFAULT_OUT = "skillmix-out"
+
+
+class UserError(click.ClickException):
+    """An error the user can fix; printed without a traceback."""
+
+    def show(self, file: Any = None) -> None:
+        err_console.print(f"[bold red]error:[/] {self.message}", highlight=False)
+
+
+def _ints(values: tuple[str, ...]) -> tuple[int, ...]:
+    out: list[int] = []
+    for value in values:
+        for part in value.replace(",", " ").split():
+            try:
+                out.append(int(part))
+            except ValueError as err:
+                raise UserError(f"--k expects integers, got '{part}'") from err
+    return tuple(out)
+
+
+def _catalog(sources: tuple[str, ...]) -> Any:
+    try:
+        return load_catalog(list(sources) or [BUILTIN])
+    except CatalogError as err:
+        raise UserError(str(err)) from err
+
+
+def _store(path: str) -> Store:
+    try:
+        return Store(path)
+    except StoreError as err:
+        raise UserError(str(err)) from err
+
+
+store_option = click.option(
+    "--store",
+    "store_path",
+    default=lambda: os.environ.get("SKILLMIX_STORE", DEFAULT_STORE),
+    show_default=DEFAULT_STORE,
+    help="SQLite run store (env SKILLMIX_STORE).",
+)
+catalog_option = click.option(
+    "--catalog",
+    "catalog_sources",
+    multiple=True,
+    help="Catalog file(s): .yaml, .jsonl or .csv; repeat to combine. Default: built-in.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="skillmix")
+def main() -> None:
+    """Measure and teach skill composition in language models (Skill-Mix)."""
+
+
+# --- catalog ---------------------------------------------------------------------------------
+
+
+@main.group()
+def catalog() -> None:
+    """Inspect and validate skill/topic catalogs."""
+
+
+@catalog.command("show")
+@catalog_option
+@click.option("--topics", "show_topics", is_flag=True, help="List topics instead of skills.")
+@click.option("--category", help="Only skills of this category.")
+def catalog_show(catalog_sources: tuple[str, ...], show_topics: bool, category: str | None) -> None:
+    """List the skills (or topics) of a catalog."""
+    cat = _catalog(catalog_sources)
+    if show_topics:
+        table = Table("id", "topic", "category", title=f"{len(cat.topics)} topics")
+        for t in cat.topics:
+            table.add_row(t.id, t.name, t.category)
+    else:
+        skills = [s for s in cat.skills if category is None or s.category == category]
+        table = Table("id", "name", "category", "definition", title=f"{len(skills)} skills")
+        for s in skills:
+            table.add_row(s.id, s.name, s.category, s.definition)
+    console.print(table)
+    console.print(f"catalog {cat.name} version {cat.version or '-'} hash {cat.content_hash}")
+
+
+@catalog.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def catalog_validate(files: tuple[str, ...]) -> None:
+    """Check catalog files; print every problem with its file and line."""
+    cat = _catalog(files)
+    console.print(
+        f"[green]ok[/]: {len(cat.skills)} skills in {len(cat.categories)} categories, "
+        f"{len(cat.topics)} topics; hash {cat.content_hash}"
+    )
+
+
+@catalog.command("stats")
+@catalog_option
+@click.option("--k", "k_values", multiple=True, default=("1,2,3,4,5",), show_default=True)
+def catalog_stats(catalog_sources: tuple[str, ...], k_values: tuple[str, ...]) -> None:
+    """Counts per category and the number of distinct items C(N,k)·T for each k."""
+    cat = _catalog(catalog_sources)
+    per_category = Table("category", "skills", title=f"catalog {cat.name} ({cat.short_hash})")
+    for c in cat.categories:
+        per_category.add_row(c, str(sum(s.category == c for s in cat.skills)))
+    per_category.add_row("[bold]total", f"[bold]{len(cat.skills)}")
+    console.print(per_category)
+    combos = Table("k", "C(N,k)·T", "≈", title=f"N={len(cat.skills)} skills, T={len(cat.topics)} topics")
+    for k in _ints(k_values):
+        n = combinations_count(len(cat.skills), k, len(cat.topics))
+        combos.add_row(str(k), f"{n:,}", f"10^{math.log10(n):.1f}" if n else "0")
+    console.print(combos)
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(exists=True), help="TOML/YAML settings.")
+@click.option("--student", help="Model under test, provider:model (default: embedded).")
+@click.option("--judge", "judges", multiple=True, help="Judge model; repeat for several.")
+@click.option("--k", "k_values", multiple=True, help="Skills per item, e.g. --k 2 --k 3 or --k 2,3.")
+@click.option("--items", type=int, help="Items per k (default 10).")
+@click.option("--generation-rounds", type=int, help="Independent generations per item (3).")
+@click.option("--grading-rounds", type=int, help="Independent gradings per generation (3).")
+@click.option("--seed", type=int, help="Seed for items and decoding (0).")
+@catalog_option
+@click.option("--templates", help="Prompt template version (v1).")
+@click.option("--student-max-tokens", type=int)
+@click.option("--judge-max-tokens", type=int)
+@click.option("--temperature", type=float, help="Student temperature (0.7).")
+@click.option("--judge-temperature", type=float, help="Judge temperature (0.7).")
+@click.option("--no-naming-penalty", is_flag=True, help="Do not zero skills named in the text.")
+@click.option("--no-structured", is_flag=True, help="Never ask judges for structured output.")
+@store_option
+@click.option("--out", default=DEFAULT_OUT, show_default=True, help="Folder for report files.")
+@click.option("--aggregation", type=click.Choice(["max", "mean", "best"]), default="max")
+def run(
+    config_file: str | None,
+    student: str | None,
+    judges: tuple[str, ...],
+    k_values: tuple[str, ...],
+    items: int | None,
+    generation_rounds: int | None,
+    grading_rounds: int | None,
+    seed: int | None,
+    catalog_sources: tuple[str, ...],
+    templates: str | None,
+    student_max_tokens: int | None,
+    judge_max_tokens: int | None,
+    temperature: float | None,
+    judge_temperature: float | None,
+    no_naming_penalty: bool,
+    no_structured: bool,
+    store_path: str,
+    out: str,
+    aggregation: str,
+) -> None:
+    """Run (or resume) a Skill-Mix evaluation and print its metrics.
+
+    The same arguments give the same run: re-running resumes it and asks no model again
+    for anything already answered.
+    """
+    settings: dict[str, Any] = load_config_file(config_file) if config_file else {}
+    flags = {
+        "student": student,
+        "judges": judges or None,
+        "k": _ints(k_values) or None,
+        "items": items,
+        "generation_rounds": generation_rounds,
+        "grading_rounds": grading_rounds,
+        "seed": seed,
+        "catalog": catalog_sources or None,
+        "templates": templates,
+    }
+    settings.update({key: value for key, value in flags.items() if value is not None})
+    defaults = RunConfig()
+    settings["student_decoding"] = Decoding(
+        **{
+            **defaults.student_decoding.model_dump(),
+            **settings.get("student_decoding", {}),
+            **({"max_tokens": student_max_tokens} if student_max_tokens else {}),
+            **({"temperature": temperature} if temperature is not None else {}),
+        }
+    )
+    settings["judge_decoding"] = Decoding(
+        **{
+            **defaults.judge_decoding.model_dump(),
+            **settings.get("judge_decoding", {}),
+            **({"max_tokens": judge_max_tokens} if judge_max_tokens else {}),
+            **({"temperature": judge_temperature} if judge_temperature is not None else {}),
+        }
+    )
+    if no_naming_penalty:
+        settings["naming_penalty"] = False
+    if no_structured:
+        settings["structured"] = False
+    try:
+        config = RunConfig(**settings)
+    except ValidationError as err:
+        raise UserError(f"invalid settings:\n{err}") from err
+
+    cat = _catalog(config.catalog)
+    try:
+        student_model = resolve_model(config.student)
+        judge_models = [resolve_model(j) for j in config.judges]
+    except ModelError as err:
+        raise UserError(str(err)) from err
+    store = _store(store_path)
+
+    progress = Progress(
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    engine = Engine(store, config, cat, student_model, judge_models)
+    try:
+        engine.sample()
+    except SamplingError as err:
+        raise UserError(str(err)) from err
+    bars = {
+        stage: progress.add_task(stage, total=total) for stage, total in engine.totals.items()
+    }
+    engine.advance = lambda stage: progress.advance(bars[stage])
+    err_console.print(
+        f"run [bold]{engine.run_id}[/]: student {config.student}, judge(s) "
+        f"{', '.join(config.judges)}, k={list(config.k)}, {config.items} item(s) per k, "
+        f"catalog {cat.short_hash}, store {store_path}",
+        highlight=False,
+    )
+    try:
+        with progress:
+            result = asyncio.run(engine.run())
+    except RunError as err:
+        raise UserError(str(err)) from err
+    except KeyboardInterrupt:
+        err_console.print(
+            "[yellow]interrupted[/]: answers so far are saved; re-run the same command to resume"
+        )
+        sys.exit(130)
+    stats = result.stats
+    err_console.print(
+        f"model calls: {stats.sent} sent ({', '.join(f'{r} {n}' for r, n in stats.by_role.items()) or 'none'}), "
+        f"{stats.cached} answered from the store; {result.unparsed_rounds} unparsed grading round(s)",
+        highlight=False,
+    )
+    report = build_report(store, result.run_id, aggregation)  # type: ignore[arg-type]
+    render_report(report, console)
+    paths = write_report(report, Path(out) / result.run_id)
+    err_console.print(f"report files: {paths[0].parent}/", highlight=False)
+
+
+# --- report, show, runs --------------------------------------------------------------------------
+
+
+def _latest_run(store: Store) -> str:
+    runs = store.list_runs()
+    if not runs:
+        raise UserError(f"no runs in {store.path}; start one with `skillmix run`")
+    return str(runs[-1]["id"])
+
+
+@main.command()
+@click.argument("run_id", required=False)
+@store_option
+@click.option("--aggregation", type=click.Choice(["max", "mean", "best"]), default="max")
+@click.option("--out", default=DEFAULT_OUT, show_default=True, help="Folder for report files.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def report(run_id: str | None, store_path: str, aggregation: str, out: str, as_json: bool) -> None:
+    """Metrics of a stored run (the latest by default), as a table and JSON/CSV files."""
+    store = _store(store_path)
+    try:
+        rep = build_report(store, run_id or _latest_run(store), aggregation)  # type: ignore[arg-type]
+    except StoreError as err:
+        raise UserError(str(err)) from err
+    paths = write_report(rep, Path(out) / rep.run_id)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict(), indent=2))
+    else:
+        render_report(rep, console)
+        err_console.print(f"report files: {paths[0].parent}/", highlight=False)
+
+
+@main.command()
+@store_option
+def runs(store_path: str) -> None:
+    """List the runs in a store."""
+    store = _store(store_path)
+    table = Table("run", "status", "student", "judges", "k", "items/k", "catalog")
+    for r in store.list_runs():
+        c = r["config"]
+        table.add_row(
+            r["id"], r["status"], c["student"], ", ".join(c["judges"]),
+            ",".join(map(str, c["k"])), str(c["items"]), r["catalog_hash"][:12],
+        )
+    console.print(table)
+
+
+@main.command()
+@click.argument("item_id")
+@click.option("--run", "run_id", help="Run id (default: the latest run holding the item).")
+@store_option
+def show(item_id: str, run_id: str | None, store_path: str) -> None:
+    """Everything about one item: prompts, both turns, the extracted answer, every verdict."""
+    from skillmix.report.item import render_item
+
+    store = _store(store_path)
+    try:
+        render_item(store, item_id, run_id, console)
+    except (StoreError, KeyError) as err:
+        raise UserError(str(err).strip("'\"")) from err
+
+
+if __name__ == "__main__":
+    main()

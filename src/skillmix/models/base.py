@@ -1,0 +1,77 @@
+"""The one small async interface every provider implements."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Message = dict[str, str]
+
+
+class ModelError(RuntimeError):
+    """A model could not answer; `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class UnknownModelError(ModelError):
+    pass
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Everything that determines a model's answer. Its `key` addresses the response cache."""
+
+    messages: tuple[Message, ...]
+    temperature: float = 0.7
+    max_tokens: int = 512
+    seed: int | None = None
+    json_schema: dict[str, Any] | None = None
+    sample: int = 0  # distinguishes repeated draws with otherwise identical settings
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "json_schema": self.json_schema,
+            "sample": self.sample,
+        }
+
+    def key(self, provider: str, model: str) -> str:
+        blob = json.dumps(
+            {"provider": provider, "model": model, "messages": self.messages, **self.settings()},
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass
+class ChatResponse:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    structured: bool = False  # the output was produced under a schema/grammar constraint
+    finish_reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Model(Protocol):
+    provider: str
+    name: str
+    supports_structured: bool
+    max_concurrency: int
+
+    @property
+    def spec(self) -> str: ...
+
+    async def complete(self, request: ChatRequest) -> ChatResponse: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,99 @@
+"""`skillmix show ITEM`: the whole story of one item, from prompt to verdict."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from skillmix.protocol.rubric import build_rubric
+from skillmix.results import score_run
+from skillmix.store import Store, StoreError
+
+
+def _find_run(store: Store, item_id: str, run_id: str | None) -> str:
+    if run_id:
+        return str(store.get_run(run_id)["id"])
+    for run in reversed(store.list_runs()):
+        if any(i["item_id"] == item_id for i in store.items(run["id"])):
+            return str(run["id"])
+    raise StoreError(f"no run in {store.path} holds item '{item_id}'")
+
+
+def render_item(store: Store, item_id: str, run_id: str | None, console: Console) -> None:
+    run_id = _find_run(store, item_id, run_id)
+    scores = score_run(store, run_id)
+    catalog = scores.catalog
+    items = {i["item_id"]: i for i in store.items(run_id)}
+    if item_id not in items:
+        raise StoreError(f"item '{item_id}' is not in run {run_id}")
+    item = items[item_id]
+    skills = [catalog.skill(s) for s in item["skill_ids"]]
+    topic = catalog.topic(item["topic_id"])
+    rubric = build_rubric(skills, topic)
+    console.rule(f"item {item_id}  (run {run_id})")
+    console.print(f"k={item['k']}  topic: [bold]{topic.name}[/]")
+    for s in skills:
+        console.print(f"  • [bold]{s.name}[/] ({s.category}): {s.definition}")
+
+    generations = [g for g in store.generations(run_id) if g["item_id"] == item_id]
+    grades = [g for g in store.grades(run_id) if g["item_id"] == item_id]
+    results = {(r.judge, g.gen_round): g for r in scores.items if r.item_id == item_id
+               for g in r.generations}
+    for gen in generations:
+        console.rule(f"generation round {gen['round']}")
+        for label, key in (("turn 1", gen["turn1_key"]), ("turn 2", gen["turn2_key"])):
+            call = store.get_call(key)
+            if call is None:
+                continue
+            prompt = call.messages[-1]["content"]
+            console.print(Panel(Text(prompt), title=f"{label}: prompt", border_style="dim"))
+            console.print(Panel(Text(call.response), title=f"{label}: reply ({call.model})"))
+        named = ", ".join(gen["named"]) or "none"
+        console.print(
+            Panel(
+                Text(gen["answer"] or "(empty)"),
+                title=f"extracted answer: {gen['sentences']} sentence(s), "
+                f"marker {'found' if gen['marker_found'] else 'missing'}, skills named: {named}",
+                border_style="green",
+            )
+        )
+        for judge in scores.judges:
+            rows = [g for g in grades if g["gen_round"] == gen["round"] and g["judge"] == judge]
+            table = Table("criterion", *(f"round {g['grade_round']}" for g in rows), "decided",
+                          title=f"judge {judge}", title_justify="left")
+            decided = results.get((judge, gen["round"]))
+            for c in rubric:
+                cells = []
+                for g in rows:
+                    if c.kind == "length":
+                        cells.append("code")
+                    elif g["verdicts"] is None:
+                        cells.append("[red]unparsed[/]")
+                    else:
+                        cells.append(str(g["verdicts"].get(c.id, "?")))
+                final = "—"
+                if decided is not None and decided.decided is not None:
+                    final = str(decided.decided.get(c.id, "?"))
+                table.add_row(c.label, *cells, final)
+            console.print(table)
+            if decided is not None and decided.scores is not None:
+                s = decided.scores
+                console.print(
+                    f"full marks {s.full_marks:.0f}  all skills {s.all_skills:.0f}  "
+                    f"skill fraction {s.skill_fraction:.2f}"
+                    + (f"  (naming penalty: {', '.join(decided.penalized)})"
+                       if decided.penalized else "")
+                )
+            for g in rows:
+                call_texts = [store.get_call(k) for k in g["call_keys"]]
+                body = Group(*(Text(c.response) for c in call_texts if c is not None))
+                console.print(
+                    Panel(
+                        body,
+                        title=f"round {g['grade_round']}: {g['status']} via {g['method']}, "
+                        f"{g['attempts']} attempt(s)" + (f" — {g['reason']}" if g["reason"] else ""),
+                        border_style="dim",
+                    )
+                )

@@ -1,0 +1,185 @@
+"""Items (k skills + 1 topic), train/held-out splits and combinatorics.
+
+Sampling uses SHA-256 of (seed, k, counter) rather than a library PRNG, so the same seed
+and catalog give the same items on every machine and Python version. Items for n are a
+prefix of the items for any larger n with the same seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from skillmix.catalog.model import Catalog
+
+SAMPLER_VERSION = "sha256-unrank-v1"
+
+
+class SamplingError(ValueError):
+    """The request cannot be satisfied by the catalog (k too large, too many items...)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """k distinct skills and one topic. `id` depends only on the content."""
+
+    k: int
+    skill_ids: tuple[str, ...]
+    topic_id: str
+
+    @property
+    def id(self) -> str:
+        blob = f"{self.k}|{','.join(self.skill_ids)}|{self.topic_id}"
+        return "k%d-%s" % (self.k, hashlib.sha256(blob.encode()).hexdigest()[:10])
+
+
+def combinations_count(n_skills: int, k: int, n_topics: int) -> int:
+    """C(N, k) * T: the number of distinct items."""
+    if k < 0 or k > n_skills:
+        return 0
+    return math.comb(n_skills, k) * n_topics
+
+
+def _hash_int(*parts: object) -> int:
+    blob = ":".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest(), "big")
+
+
+def _unrank_combination(rank: int, n: int, k: int) -> tuple[int, ...]:
+    """The rank-th k-subset of range(n) in lexicographic order (combinatorial number system)."""
+    out: list[int] = []
+    start = 0
+    for remaining in range(k, 0, -1):
+        for candidate in range(start, n):
+            block = math.comb(n - candidate - 1, remaining - 1)
+            if rank < block:
+                out.append(candidate)
+                start = candidate + 1
+                break
+            rank -= block
+    return tuple(out)
+
+
+def sample_items(catalog: Catalog, k: int, n: int, seed: int) -> list[Item]:
+    """`n` distinct items with `k` skills each, reproducible from `seed`."""
+    skills = catalog.skills
+    topics = catalog.topics
+    if k < 1:
+        raise SamplingError(f"k must be at least 1, got {k}")
+    if k > len(skills):
+        raise SamplingError(
+            f"k={k} is larger than the catalog, which has {len(skills)} skills: "
+            f"use --k {len(skills)} or less, or a larger catalog"
+        )
+    total = combinations_count(len(skills), k, len(topics))
+    if n > total:
+        raise SamplingError(
+            f"asked for {n} distinct items with k={k}, but the catalog only has {total} "
+            f"(C({len(skills)},{k}) x {len(topics)} topics): lower --items"
+        )
+    n_combos = math.comb(len(skills), k)
+    chosen: list[Item] = []
+    seen: set[int] = set()
+    counter = 0
+    while len(chosen) < n:
+        rank = _hash_int(SAMPLER_VERSION, seed, k, counter) % total
+        counter += 1
+        if rank in seen:
+            continue
+        seen.add(rank)
+        combo = _unrank_combination(rank % n_combos, len(skills), k)
+        topic = topics[rank // n_combos]
+        chosen.append(Item(k=k, skill_ids=tuple(skills[i].id for i in combo), topic_id=topic.id))
+    return chosen
+
+
+@dataclass(frozen=True)
+class Split:
+    train: Catalog
+    held_out: Catalog
+    description: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "description": self.description,
+            "train_skills": [s.id for s in self.train.skills],
+            "train_topics": [t.id for t in self.train.topics],
+            "held_out_skills": [s.id for s in self.held_out.skills],
+            "held_out_topics": [t.id for t in self.held_out.topics],
+        }
+
+
+def _held_out_ids(ids: Sequence[str], fraction: float, seed: int, salt: str) -> set[str]:
+    if not 0 <= fraction < 1:
+        raise SamplingError(f"held-out fraction must be in [0, 1), got {fraction}")
+    count = round(len(ids) * fraction)
+    ranked = sorted(ids, key=lambda i: _hash_int("split", salt, seed, i))
+    return set(ranked[:count])
+
+
+def split_catalog(
+    catalog: Catalog,
+    *,
+    skill_fraction: float = 0.0,
+    topic_fraction: float = 0.0,
+    held_out_categories: Iterable[str] = (),
+    seed: int = 0,
+) -> Split:
+    """Divide skills (individually or by whole category) and topics into train and held-out.
+
+    Parts that are not split are shared by both sides.
+    """
+    categories = set(held_out_categories)
+    unknown = categories - set(catalog.categories)
+    if unknown:
+        raise SamplingError(
+            f"unknown categories {sorted(unknown)}; the catalog has {catalog.categories}"
+        )
+    skill_ids = [s.id for s in catalog.skills]
+    held_skills = {s.id for s in catalog.skills if s.category in categories}
+    held_skills |= _held_out_ids(
+        [i for i in skill_ids if i not in held_skills], skill_fraction, seed, "skill"
+    )
+    held_topics = _held_out_ids([t.id for t in catalog.topics], topic_fraction, seed, "topic")
+    all_topics = {t.id for t in catalog.topics}
+    split_skills = bool(held_skills)
+    train = catalog.subset(
+        set(skill_ids) - held_skills, all_topics - held_topics, name=f"{catalog.name}:train"
+    )
+    held_out = catalog.subset(
+        held_skills if split_skills else set(skill_ids),
+        held_topics if held_topics else all_topics,
+        name=f"{catalog.name}:held-out",
+    )
+    parts = []
+    if categories:
+        parts.append(f"categories {sorted(categories)}")
+    if skill_fraction:
+        parts.append(f"{skill_fraction:.0%} of skills")
+    if topic_fraction:
+        parts.append(f"{topic_fraction:.0%} of topics")
+    description = f"held out {' and '.join(parts) or 'nothing'} (seed {seed})"
+    return Split(train=train, held_out=held_out, description=description)
+
+
+def elementary_symmetric(values: Sequence[float], k: int) -> float:
+    """e_k(values): the sum over all k-subsets of the product of their values."""
+    e = [1.0] + [0.0] * k
+    for v in values:
+        for j in range(k, 0, -1):
+            e[j] += e[j - 1] * v
+    return e[k]
+
+
+def expected_corpus_occurrences(
+    skill_freqs: Sequence[float], topic_freqs: Sequence[float], k: int, corpus_size: int
+) -> float:
+    """Upper bound on the number of items seen in a corpus (the "stochastic parrot" bound).
+
+    With L pieces of text, each showing skill s with probability p_s and topic t with
+    probability p_t independently, the expected number of (item, text) co-occurrences is
+    L * sum_t p_t * e_k(p_1..p_N); the number of distinct items seen is at most that.
+    """
+    return corpus_size * sum(topic_freqs) * elementary_symmetric(skill_freqs, k)

@@ -1,0 +1,5 @@
+"""The run database."""
+
+from skillmix.store.db import CallRecord, Store, StoreError
+
+__all__ = ["CallRecord", "Store", "StoreError"]
