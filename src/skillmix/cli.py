@@ -28,7 +28,8 @@ from skillmix.config import Decoding, RunConfig, load_config_file
 from skillmix.models import ModelError, resolve_model
 from skillmix.protocol.engine import Engine, RunError
 from skillmix.report import build_report, render_report, write_report
-from skillmix.sampling import SamplingError, combinations_count
+from skillmix.analytics.frequency import read_frequencies
+from skillmix.sampling import SamplingError, combinations_count, elementary_symmetric
 from skillmix.store import Store, StoreError
 
 console = Console()
@@ -67,6 +68,18 @@ def _store(path: str) -> Store:
         return Store(path)
     except StoreError as err:
         raise UserError(str(err)) from err
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
 
 
 store_option = click.option(
@@ -132,19 +145,129 @@ def catalog_validate(files: tuple[str, ...]) -> None:
 @catalog.command("stats")
 @catalog_option
 @click.option("--k", "k_values", multiple=True, default=("1,2,3,4,5",), show_default=True)
-def catalog_stats(catalog_sources: tuple[str, ...], k_values: tuple[str, ...]) -> None:
-    """Counts per category and the number of distinct items C(N,k)·T for each k."""
+@click.option(
+    "--frequencies",
+    type=click.Path(exists=True),
+    help="CSV kind,id,frequency (from `catalog filter`) for the corpus-occurrence bound.",
+)
+@click.option("--corpus-size", type=int, help="Number of texts in the corpus, for the bound.")
+def catalog_stats(
+    catalog_sources: tuple[str, ...],
+    k_values: tuple[str, ...],
+    frequencies: str | None,
+    corpus_size: int | None,
+) -> None:
+    """Counts per category and the number of distinct items C(N,k)·T for each k.
+
+    With --frequencies and --corpus-size, also the expected number of (item, text)
+    co-occurrences in that corpus: an upper bound on how many items a model could have
+    seen (topics without a frequency count as mutually exclusive, sum of p_topic <= 1).
+    """
     cat = _catalog(catalog_sources)
     per_category = Table("category", "skills", title=f"catalog {cat.name} ({cat.short_hash})")
     for c in cat.categories:
         per_category.add_row(c, str(sum(s.category == c for s in cat.skills)))
     per_category.add_row("[bold]total", f"[bold]{len(cat.skills)}")
     console.print(per_category)
-    combos = Table("k", "C(N,k)·T", "≈", title=f"N={len(cat.skills)} skills, T={len(cat.topics)} topics")
+    bound_columns: tuple[str, ...] = ()
+    skill_freqs: list[float] = []
+    topic_total = 1.0
+    if frequencies and corpus_size:
+        skill_map, topic_map = read_frequencies(frequencies)
+        skill_freqs = [skill_map.get(s.id, 0.0) for s in cat.skills]
+        if topic_map:
+            topic_total = sum(topic_map.get(t.id, 0.0) for t in cat.topics)
+        bound_columns = (f"seen in {corpus_size:,} texts (bound)",)
+    elif frequencies or corpus_size:
+        raise UserError("the corpus bound needs both --frequencies and --corpus-size")
+    combos = Table(
+        "k", "C(N,k)·T", "≈", *bound_columns,
+        title=f"N={len(cat.skills)} skills, T={len(cat.topics)} topics",
+    )
     for k in _ints(k_values):
         n = combinations_count(len(cat.skills), k, len(cat.topics))
-        combos.add_row(str(k), f"{n:,}", f"10^{math.log10(n):.1f}" if n else "0")
+        cells = [str(k), f"{n:,}", f"10^{math.log10(n):.1f}" if n else "0"]
+        if bound_columns and corpus_size:
+            bound = corpus_size * topic_total * elementary_symmetric(skill_freqs, k)
+            cells.append(f"{bound:,.1f} ({bound / n:.2%} of items)" if n else "0")
+        combos.add_row(*cells)
     console.print(combos)
+
+
+@catalog.command("filter")
+@catalog_option
+@click.option("--corpus", required=True, type=click.Path(exists=True),
+              help="Corpus sample: text with blank-line paragraphs, or JSONL with 'text'.")
+@click.option("--tagger", required=True, help="Model that tags passages, provider:model.")
+@click.option("--threshold", default=0.05, show_default=True,
+              help="Drop skills found in at least this share of passages.")
+@click.option("--passages", default=200, show_default=True, help="Passages to sample.")
+@click.option("--batch-size", default=8, show_default=True, help="Skills per tagger request.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--out", "out_path", required=True, help="Where to write the filtered catalog (.yaml).")
+@store_option
+def catalog_filter(
+    catalog_sources: tuple[str, ...],
+    corpus: str,
+    tagger: str,
+    threshold: float,
+    passages: int,
+    batch_size: int,
+    seed: int,
+    out_path: str,
+    store_path: str,
+) -> None:
+    """Drop skills that are common in a corpus sample (as the published method did)."""
+    from skillmix.analytics.frequency import (
+        drop_common,
+        estimate_frequencies,
+        read_passages,
+        write_catalog_yaml,
+        write_frequencies,
+    )
+    from skillmix.protocol.engine import CallCache
+
+    cat = _catalog(catalog_sources)
+    try:
+        texts = read_passages(corpus, passages, seed)
+        model = resolve_model(tagger)
+    except (ValueError, ModelError) as err:
+        raise UserError(str(err)) from err
+    store = _store(store_path)
+    calls = CallCache(store)
+    n_batches = -(-len(cat.skills) // batch_size)
+    progress = _progress()
+    task = progress.add_task("tag", total=len(texts) * n_batches)
+
+    async def go() -> Any:
+        try:
+            return await estimate_frequencies(
+                cat, texts, model, calls, batch_size=batch_size, seed=seed,
+                advance=lambda: progress.advance(task),
+            )
+        finally:
+            await model.aclose()
+
+    try:
+        with progress:
+            result = asyncio.run(go())
+    except ModelError as err:
+        raise UserError(f"{err}\nAnswers so far are saved; re-run to resume.") from err
+    filtered = drop_common(cat, result.frequencies, threshold)
+    write_catalog_yaml(filtered, out_path)
+    freq_path = Path(out_path).with_suffix(".frequencies.csv")
+    write_frequencies(result, freq_path)
+    table = Table("skill", "frequency", "kept", title=f"{result.passages} passages, tagger {tagger}")
+    for sid, freq in sorted(result.frequencies.items(), key=lambda kv: -kv[1]):
+        table.add_row(sid, f"{freq:.1%}", "no" if freq >= threshold else "yes")
+    console.print(table)
+    dropped = len(cat.skills) - len(filtered.skills)
+    console.print(
+        f"dropped {dropped} of {len(cat.skills)} skills at >= {threshold:.0%}; "
+        f"{result.unparsed} unparsed tagger answer(s) left out; wrote {out_path} "
+        f"(hash {filtered.short_hash}) and {freq_path}; "
+        f"{calls.stats.sent} model calls, {calls.stats.cached} from the store"
+    )
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -243,16 +366,7 @@ def run(
         raise UserError(str(err)) from err
     store = _store(store_path)
 
-    progress = Progress(
-        TextColumn("{task.description:<9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-    )
+    progress = _progress()
     engine = Engine(store, config, cat, student_model, judge_models)
     try:
         engine.sample()

@@ -42,7 +42,7 @@ def combinations_count(n_skills: int, k: int, n_topics: int) -> int:
     return math.comb(n_skills, k) * n_topics
 
 
-def _hash_int(*parts: object) -> int:
+def stable_hash(*parts: object) -> int:
     blob = ":".join(str(p) for p in parts).encode()
     return int.from_bytes(hashlib.sha256(blob).digest(), "big")
 
@@ -84,7 +84,7 @@ def sample_items(catalog: Catalog, k: int, n: int, seed: int) -> list[Item]:
     seen: set[int] = set()
     counter = 0
     while len(chosen) < n:
-        rank = _hash_int(SAMPLER_VERSION, seed, k, counter) % total
+        rank = stable_hash(SAMPLER_VERSION, seed, k, counter) % total
         counter += 1
         if rank in seen:
             continue
@@ -115,7 +115,7 @@ def _held_out_ids(ids: Sequence[str], fraction: float, seed: int, salt: str) -> 
     if not 0 <= fraction < 1:
         raise SamplingError(f"held-out fraction must be in [0, 1), got {fraction}")
     count = round(len(ids) * fraction)
-    ranked = sorted(ids, key=lambda i: _hash_int("split", salt, seed, i))
+    ranked = sorted(ids, key=lambda i: stable_hash("split", salt, seed, i))
     return set(ranked[:count])
 
 

@@ -251,7 +251,7 @@ def _build(records: Iterable[_Record]) -> tuple[list[Skill], list[Topic], list[P
     problems: list[Problem] = []
     seen: dict[tuple[str, str, str], _Record] = {}
 
-    def check_unique(kind: str, field: str, value: str, rec: _Record) -> None:
+    def check_unique(kind: str, field: str, value: str, rec: _Record) -> bool:
         key = (kind, field, value.casefold())
         if key in seen:
             first = seen[key]
@@ -262,8 +262,9 @@ def _build(records: Iterable[_Record]) -> tuple[list[Skill], list[Topic], list[P
                     f"duplicate {kind} {field} '{value}' (first at {first.file}:{first.line})",
                 )
             )
-        else:
-            seen[key] = rec
+            return False
+        seen[key] = rec
+        return True
 
     for rec in records:
         f = rec.fields
@@ -289,8 +290,8 @@ def _build(records: Iterable[_Record]) -> tuple[list[Skill], list[Topic], list[P
             continue
         name = " ".join(str(f["name"]).split())
         item_id = str(f.get("id") or slug(name)).strip()
-        check_unique(rec.kind, "id", item_id, rec)
-        check_unique(rec.kind, "name", name, rec)
+        if check_unique(rec.kind, "name", name, rec):
+            check_unique(rec.kind, "id", item_id, rec)
         if rec.kind == "skill":
             aliases = f.get("aliases") or []
             if isinstance(aliases, str):

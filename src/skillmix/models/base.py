@@ -42,9 +42,9 @@ class ChatRequest:
             "sample": self.sample,
         }
 
-    def key(self, provider: str, model: str) -> str:
+    def key(self, model_identity: str) -> str:
         blob = json.dumps(
-            {"provider": provider, "model": model, "messages": self.messages, **self.settings()},
+            {"model": model_identity, "messages": self.messages, **self.settings()},
             sort_keys=True,
             ensure_ascii=False,
             separators=(",", ":"),
@@ -71,6 +71,11 @@ class Model(Protocol):
 
     @property
     def spec(self) -> str: ...
+
+    @property
+    def identity(self) -> str:
+        """What addresses the response cache: provider, model and, for HTTP, the endpoint."""
+        ...
 
     async def complete(self, request: ChatRequest) -> ChatResponse: ...
 

@@ -76,6 +76,10 @@ class EmbeddedModel:
     def spec(self) -> str:
         return f"{self.provider}:{self.name}"
 
+    @property
+    def identity(self) -> str:
+        return f"{self.spec}:{GGUF_NAME}"
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         llm = await asyncio.to_thread(_load, self.n_ctx)
         async with self._lock:

@@ -62,6 +62,10 @@ class OpenAICompatModel:
     def spec(self) -> str:
         return f"{self.provider}:{self.name}"
 
+    @property
+    def identity(self) -> str:
+        return f"{self.spec}@{self.base_url}"
+
     def _session_for_loop(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)

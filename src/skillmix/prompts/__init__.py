@@ -24,6 +24,8 @@ TEMPLATE_NAMES = (
     "format_text",
     "format_json",
 )
+# Templates of other jobs: not part of an evaluation's version id.
+EXTRA_TEMPLATE_NAMES = ("tag",)
 
 Message = dict[str, str]
 
@@ -44,11 +46,11 @@ class TemplateSet:
             digest.update(name.encode() + b"\0" + self.texts[name].encode() + b"\0")
         return f"{self.version}-{digest.hexdigest()[:8]}"
 
-    def render(self, name: str, **fields: object) -> str:
+    def render(self, template: str, /, **fields: object) -> str:
         try:
-            return Template(self.texts[name]).substitute(fields).strip()
+            return Template(self.texts[template]).substitute(fields).strip()
         except KeyError as err:
-            raise TemplateError(f"template {self.version}/{name} needs field {err}") from err
+            raise TemplateError(f"template {self.version}/{template} needs field {err}") from err
 
 
 @cache
@@ -56,7 +58,10 @@ def load_templates(version: str = DEFAULT_VERSION) -> TemplateSet:
     root = resources.files("skillmix.prompts").joinpath("templates", version)
     if not root.is_dir():
         raise TemplateError(f"unknown template version '{version}'")
-    texts = {name: root.joinpath(f"{name}.txt").read_text() for name in TEMPLATE_NAMES}
+    texts = {
+        name: root.joinpath(f"{name}.txt").read_text()
+        for name in (*TEMPLATE_NAMES, *EXTRA_TEMPLATE_NAMES)
+    }
     return TemplateSet(version=version, texts=texts)
 
 
@@ -118,5 +123,16 @@ def grading(
         rubric="\n".join(f"{i}. {c.label}" for i, c in enumerate(judged, start=1)),
         format_instructions=fmt,
         **_skill_fields(templates, skills),
+    )
+    return [{"role": "user", "content": text}]
+
+
+def tagging(
+    templates: TemplateSet, passage: str, skills: list[Skill], criteria: list[Criterion]
+) -> list[Message]:
+    """Ask a tagger which of `skills` a corpus passage uses (one JSON 0/1 field per skill)."""
+    fmt = templates.render("format_json", keys=", ".join(f'"{c.key}"' for c in criteria))
+    text = templates.render(
+        "tag", passage=passage, format_instructions=fmt, **_skill_fields(templates, skills)
     )
     return [{"role": "user", "content": text}]

@@ -52,7 +52,7 @@ class CallCache:
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
 
     async def call(self, model: Model, role: str, request: ChatRequest) -> CallRecord:
-        key = request.key(model.provider, model.name)
+        key = request.key(model.identity)
         cached = self.store.get_call(key)
         if cached is not None:
             self.stats.cached += 1
@@ -131,7 +131,13 @@ class Engine:
         self.config = config
         self.catalog = catalog
         self.student = student
+        if len(judges) != len(config.judges):
+            raise ValueError("one model per judge in the config is needed")
         self.judges = judges
+        # Grades are filed under the judge as the user wrote it (e.g. with its base URL).
+        self.judge_names = {
+            id(model): name for name, model in zip(config.judges, judges, strict=True)
+        }
         self.templates = prompts.load_templates(config.templates)
         self.run_id = config.run_id(catalog.content_hash, self.templates.version_id)
         self.calls = CallCache(store)
@@ -183,9 +189,7 @@ class Engine:
         finally:
             await asyncio.gather(*(m.aclose() for m in [self.student, *self.judges]))
         self.store.set_run_status(self.run_id, "done")
-        return RunResult(
-            self.run_id, resumed, self.calls.stats, len(items), self.unparsed_rounds
-        )
+        return RunResult(self.run_id, resumed, self.calls.stats, len(items), self.unparsed_rounds)
 
     async def _unit(self, item: Item, gen_round: int) -> None:
         skills = [self.catalog.skill(s) for s in item.skill_ids]
@@ -232,11 +236,15 @@ class Engine:
         topic = self.catalog.topic(item.topic_id)
         rubric = build_rubric(skills, topic)
         judged = [c for c in rubric if c.judged]
-        grade = {"run_id": self.run_id, "item_id": item.id, "gen_round": gen_round}
+        grade = {
+            "run_id": self.run_id,
+            "item_id": item.id,
+            "gen_round": gen_round,
+            "judge": self.judge_names[id(judge)],
+        }
         if not answer.strip():
             self.store.put_grade(
                 **grade,
-                judge=judge.spec,
                 grade_round=grade_round,
                 status="parsed",
                 method="empty-answer",
@@ -248,7 +256,9 @@ class Engine:
             return
         structured = self.config.structured and judge.supports_structured
         decoding = self.config.judge_decoding
-        seed = derive_seed(self.config.seed, item.id, gen_round, judge.spec, "grade", grade_round)
+        seed = derive_seed(
+            self.config.seed, item.id, gen_round, grade["judge"], "grade", grade_round
+        )
         keys: list[str] = []
         reason = ""
         messages = prompts.grading(self.templates, skills, topic, answer, rubric, structured)
@@ -268,7 +278,6 @@ class Engine:
                 method = "schema" if record.structured else f"text:{parsed.method}"
                 self.store.put_grade(
                     **grade,
-                    judge=judge.spec,
                     grade_round=grade_round,
                     status="parsed",
                     method=method,
@@ -282,7 +291,6 @@ class Engine:
         self.unparsed_rounds += 1
         self.store.put_grade(
             **grade,
-            judge=judge.spec,
             grade_round=grade_round,
             status="unparsed",
             method="none",

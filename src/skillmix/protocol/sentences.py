@@ -23,21 +23,31 @@ from functools import lru_cache
 import pysbd
 
 _TERMINATOR = re.compile(r"""[.!?…]["'”’)\]*_]*$""")
-_LIST_MARKER = re.compile(r"^[ \t]*(?:[-*+•▪‣◦>]|#{1,6}|\d{1,3}[.)]|[a-z]\)|\((?:\d{1,3}|[a-z])\))[ \t]+")
+# Used with .match(), which anchors it at the start of a line.
+_LIST_MARKER = re.compile(
+    r"[ \t]*(?:[-*+•▪‣◦>]|#{1,6}|\d{1,3}[.)]|[a-z]\)|\((?:\d{1,3}|[a-z])\))[ \t]+"
+)
 _CONTINUES = re.compile(r"[,;(\[{–—-]$")
 _SPACED_ELLIPSIS = re.compile(r"\.(?:[ \t]\.){2,}")
 _HAS_WORD = re.compile(r"[^\W_]")
+_PLAIN = {"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "\t": " ", "\r": " "}
 
 # Abbreviations pysbd sometimes treats as sentence ends when a number or a lowercase word
 # follows ("approx. 3 kg", "cf. the hive"); none of them can end a sentence before those.
 _ABBREVIATIONS_BEFORE_NUMBER = frozenset(
-    "approx appx ca cf e.g eg i.e ie fig figs no nos vol vols pp p ch sec eq art ref vs viz "
-    "esp incl est op ed".split()
-)
+    ("approx", "appx", "ca", "cf", "e.g", "eg", "i.e", "ie", "fig", "figs", "no", "nos", "vol",
+     "vols", "pp", "p", "ch", "sec", "eq", "art", "ref", "vs", "viz", "esp", "incl", "est", "op")
+)  # fmt: skip
 _ENDS_WITH_ABBREVIATION = re.compile(r"(?<![^\W\d_])([A-Za-z](?:\.?[A-Za-z])*)\.\s*$")
-# A sentence ending in "!" or "?" (possibly doubled, possibly inside a quote) followed by
-# a capitalised word: pysbd misses "Hello!!! World." and similar.
-_BANG_BOUNDARY = re.compile(r"""[!?]+["')\]]*\s+(?=["'(\[]?[A-Z])""")
+# Boundaries pysbd misses: "!" or "?" (possibly doubled, possibly inside a quote) or a
+# quoted sentence ending in ".", then a capitalised word ("Hello!!! World.", '"The bees
+# hum." "They fly."'); and a word glued to the next sentence ("hummed.Then they").
+_MISSED_BOUNDARY = re.compile(
+    r"""(?:[!?]+["')\]]*|\.["')\]]+)\s+(?=["'(\[]?[A-Z])|(?<=[a-z]{3}[.!?])(?=[A-Z][a-z]*\s)"""
+)
+# Where a sentence surely ends: a lowercase word (not an abbreviation) then a capital.
+_SAFE_CUT = re.compile(r"""(?<=[a-z]{4}[.!?])\s+(?=["'(\[]?[A-Z])""")
+_CHUNK = 1500
 _LEADING_CLOSER = re.compile(r"""^["')\]]+(?=\s|$)""")
 
 
@@ -70,18 +80,22 @@ def count_sentences(text: str) -> int:
 
 def _blocks(text: str) -> list[tuple[int, int]]:
     """Spans of text between hard line boundaries (soft-wrapped lines are joined)."""
-    lines = [(m.start(), m.end()) for m in re.finditer(r"[^\n]*", text) if m.group().strip()]
-    # re.finditer also yields empty matches; blank lines are dropped above, and we look
-    # at the raw text between two kept lines to tell blank-line breaks from single ones.
     blocks: list[tuple[int, int]] = []
-    for start, end in lines:
-        if blocks:
+    after_break = False
+    for m in re.finditer(r"[^\n]+", text):
+        if not _HAS_WORD.search(m.group()):
+            # A blank line or a rule such as "---" separates blocks and joins nothing.
+            after_break = True
+            continue
+        start, end = m.span()
+        if blocks and not after_break:
             prev_start, prev_end = blocks[-1]
             gap = text[prev_end:start]
             if gap.count("\n") == 1 and _is_soft_wrap(text[prev_start:prev_end], text[start:end]):
                 blocks[-1] = (prev_start, end)
                 continue
         blocks.append((start, end))
+        after_break = False
     return blocks
 
 
@@ -137,40 +151,71 @@ def _normalise(text: str, start: int, end: int) -> tuple[str, list[int]]:
     return "".join(chars), index
 
 
-_PLAIN = {"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "\t": " ", "\r": " "}
-
-
 def _segment_block(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Sentence spans (in `text` coordinates) within one block."""
     normal, index = _normalise(text, start, end)
     if not normal.strip():
         return []
     spans: list[tuple[int, int]] = []
-    cursor = 0
-    for segment in _segmenter().segment(normal):
+    for lo, hi in _chunks(normal):
+        spans += _pysbd_spans(normal, lo, hi)
+    mapped: list[tuple[int, int]] = []
+    for s, e in _repair(normal, spans):
+        # A cut inside an expanded character ("…" became "...") must not split it in two.
+        s_orig = max(index[s], mapped[-1][1] if mapped else start)
+        e_orig = index[e - 1] + 1
+        if e_orig > s_orig:
+            mapped.append((s_orig, e_orig))
+    return mapped
+
+
+def _chunks(normal: str) -> list[tuple[int, int]]:
+    """Cut a long block into pieces of about `_CHUNK` characters for pysbd.
+
+    pysbd's time grows faster than linearly with the length of its input (seconds for a
+    few tens of kilobytes), so a long block is cut where a sentence surely ends, or, in
+    text without such a place, at a space.
+    """
+    bounds: list[tuple[int, int]] = []
+    lo = 0
+    while len(normal) - lo > 2 * _CHUNK:
+        cut_at = _SAFE_CUT.search(normal, lo + _CHUNK, lo + 2 * _CHUNK)
+        if cut_at:
+            cut = cut_at.end()
+        else:
+            space = normal.rfind(" ", lo + _CHUNK, lo + 2 * _CHUNK)
+            cut = space + 1 if space >= 0 else lo + 2 * _CHUNK
+        bounds.append((lo, cut))
+        lo = cut
+    bounds.append((lo, len(normal)))
+    return bounds
+
+
+def _pysbd_spans(normal: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """pysbd's sentences in normal[lo:hi], as spans of `normal`."""
+    spans: list[tuple[int, int]] = []
+    cursor = lo
+    for segment in _segmenter().segment(normal[lo:hi]):
         piece = segment.strip()
         if not piece:
             continue
-        at = normal.find(piece, cursor)
+        at = normal.find(piece, cursor, hi)
         if at < 0:
-            # pysbd altered the text (it should not with clean=False); fall back to the
-            # rest of the block as one sentence rather than losing characters.
-            spans.append((cursor, len(normal)))
-            cursor = len(normal)
+            # pysbd altered the text (it should not with clean=False); keep the rest of
+            # the chunk as one sentence rather than lose characters.
             break
         spans.append((at, at + len(piece)))
         cursor = at + len(piece)
-    if cursor < len(normal) and normal[cursor:].strip():
-        spans.append((cursor, len(normal)))
-    spans = _repair(normal, spans)
-    return [(index[s], index[e - 1] + 1) for s, e in spans]
+    if normal[cursor:hi].strip():
+        spans.append((cursor, hi))
+    return spans
 
 
 def _repair(normal: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Fix pysbd's known misses on the normalised block."""
     split: list[tuple[int, int]] = []
     for s, e in spans:
-        for m in _BANG_BOUNDARY.finditer(normal, s, e):
+        for m in _MISSED_BOUNDARY.finditer(normal, s, e):
             cut = m.end()
             split.append((s, cut))
             s = cut

@@ -101,7 +101,7 @@ def build_report(
 def _fmt(iv: Any) -> str:
     if iv.n == 0:
         return "—"
-    return f"{iv.mean:.2f} [{iv.low:.2f}, {iv.high:.2f}]"
+    return f"{iv.mean:.2f} [{iv.low:.2f},{iv.high:.2f}]"
 
 
 def render_report(report: Report, console: Console) -> None:
@@ -110,12 +110,17 @@ def render_report(report: Report, console: Console) -> None:
         f"Skill-Mix {report.run_id}  student={cfg['student']}  "
         f"catalog={report.catalog_hash[:12]}  templates={report.template_version}"
     )
-    table = Table(title=title, title_justify="left")
-    table.add_column("judge")
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption="mean over items [95% bootstrap interval]; n = items scored/sampled",
+        caption_justify="left",
+    )
+    table.add_column("judge", overflow="fold", min_width=8)
     table.add_column("k", justify="right")
-    table.add_column("items", justify="right")
+    table.add_column("n", justify="right")
     for m in METRICS:
-        table.add_column(m.replace("_", " ") + " [95% CI]", justify="right")
+        table.add_column(m.replace("_", " "), justify="right", no_wrap=True)
     for row in report.rows:
         items = f"{row.scored}/{row.items}"
         table.add_row(row.judge, str(row.k), items, *(_fmt(row.metrics[m]) for m in METRICS))

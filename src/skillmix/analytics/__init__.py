@@ -1,0 +1,1 @@
+"""Skill analytics: corpus frequency of skills (the common-skill filter)."""

@@ -1,0 +1,145 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 that answers from a script.
+
+Tests give it a `policy(body) -> Reply` function. It records every request body it got,
+so a test can check what was sent and how often. Runs in a background thread (stdlib
+ThreadingHTTPServer): no mock, real sockets and real HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    content: str | None = None
+    status: int = 200
+    raw: str | None = None  # send this body verbatim (for malformed responses)
+    delay_s: float = 0.0
+    headers: dict[str, str] | None = None
+
+
+Policy = Callable[[dict[str, Any]], Reply]
+
+
+def _digest(*parts: object) -> int:
+    return int(hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest(), 16)
+
+
+def honest_policy(body: dict[str, Any]) -> Reply:
+    """A deterministic student and judge.
+
+    Student: writes exactly as many sentences as the turn-2 prompt allows (turn 1: two
+    more), about the topic, and names a skill when the seed says so (1 in 7).
+    Judge: marks each criterion from a hash of (answer, key, seed), so grading rounds
+    differ and majority vote matters; answers JSON when a schema is given, else lines.
+    """
+    messages = body["messages"]
+    last = messages[-1]["content"]
+    seed = body.get("seed", 0)
+    if "Text to grade" in last:
+        answer = last.split("=== Text to grade ===")[1].split("=== End of text ===")[0].strip()
+        fmt = body.get("response_format")
+        if fmt:
+            keys = list(fmt["json_schema"]["schema"]["properties"])
+        else:
+            keys = re.findall(r"^(.+): <1 or 0>$", last, flags=re.M)
+        values = {k: int(_digest(answer, k, seed) % 5 != 0) for k in keys}
+        if fmt:
+            return Reply(json.dumps(values))
+        return Reply("\n".join(f"{k}: {v}" for k, v in values.items()))
+    topic = re.search(r"about (.+?) that illustrates", messages[0]["content"]).group(1)
+    limit_match = re.search(r"at most (\d+) sentence", last)
+    n = int(limit_match.group(1)) if limit_match else 3
+    if limit_match is None:
+        n += 2
+    sentences = [f"The {topic} story goes on, part {i + 1}." for i in range(n)]
+    if limit_match and _digest(messages[0]["content"], seed) % 7 == 0:
+        names = re.findall(r"^- ([^:]+):", messages[0]["content"], flags=re.M)
+        sentences[0] = f"This shows {names[0]} about {topic}."
+    return Reply("Answer: " + " ".join(sentences) + "\nExplanation: it does.")
+
+
+class ScriptedServer:
+    """Start with `with ScriptedServer(policy) as server:`; `server.base_url` ends in /v1."""
+
+    def __init__(self, policy: Policy = honest_policy, model: str = "scripted"):
+        self.policy = policy
+        self.model = model
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length))
+                with server._lock:
+                    server.requests.append(body)
+                if not self.path.endswith("/chat/completions"):
+                    return self._send(404, json.dumps({"error": "not found"}))
+                if body.get("model") != server.model:
+                    return self._send(
+                        404, json.dumps({"error": {"message": f"model {body.get('model')} not found"}})
+                    )
+                reply = server.policy(body)
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                if reply.raw is not None:
+                    return self._send(reply.status, reply.raw, reply.headers)
+                payload = {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "model": server.model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": reply.content},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                }
+                self._send(reply.status, json.dumps(payload), reply.headers)
+
+            def _send(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def spec(self) -> str:
+        return f"openai:{self.model}@{self.base_url}"
+
+    def __enter__(self) -> ScriptedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

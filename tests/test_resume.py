@@ -1,0 +1,86 @@
+"""Kill a real `skillmix run` with SIGKILL mid-way; the resumed run must equal an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import skillmix
+from scripted_server import Reply, ScriptedServer, honest_policy
+
+from skillmix.models import ChatRequest
+from skillmix.models.openai_compat import OpenAICompatModel
+
+
+def slow_policy(body):
+    reply = honest_policy(body)
+    reply.delay_s = 0.02
+    return reply
+
+
+def canonical(body: dict) -> str:
+    return json.dumps(body, sort_keys=True)
+
+
+def stored_bodies(store: Path, model: OpenAICompatModel) -> set[str]:
+    """The HTTP bodies of every call whose answer the store holds."""
+    db = sqlite3.connect(store)
+    bodies = set()
+    for messages, settings in db.execute("SELECT messages, settings FROM calls"):
+        s = json.loads(settings)
+        request = ChatRequest(
+            tuple(json.loads(messages)), s["temperature"], s["max_tokens"], s["seed"],
+            s["json_schema"], s["sample"],
+        )
+        bodies.add(canonical(model._body(request, structured=s["json_schema"] is not None)))
+    db.close()
+    return bodies
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
+    with ScriptedServer(slow_policy) as server:
+        spec = server.spec()
+        args = ["run", "--student", spec, "--judge", spec, "--k", "2,3", "--items", "5",
+                "--generation-rounds", "2", "--grading-rounds", "3"]
+        killed_store = tmp_path / "killed.sqlite"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "skillmix.cli", *args, "--store", str(killed_store)],
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        total = 2 * 5 * 2 * (2 + 3)
+        deadline = time.time() + 120
+        while len(server.requests) < total // 3 and time.time() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        sent_before_kill = len(server.requests)
+        assert 0 < sent_before_kill < total, "the kill must land mid-run"
+
+        answered = stored_bodies(killed_store, OpenAICompatModel("scripted", base_url=server.base_url))
+        assert answered, "some answers were stored before the kill"
+
+        skillmix(*args, "--store", str(killed_store), cwd=tmp_path)
+        resumed_requests = [canonical(b) for b in server.requests[sent_before_kill:]]
+        assert not answered & set(resumed_requests), "an answered request was sent again"
+        assert len(resumed_requests) == len(set(resumed_requests))
+
+        mark = len(server.requests)
+        clean_store = tmp_path / "clean.sqlite"
+        skillmix(*args, "--store", str(clean_store), cwd=tmp_path)
+        assert len(server.requests) - mark == total
+
+        killed = json.loads(skillmix("report", "--json", "--store", str(killed_store), cwd=tmp_path).stdout)
+        clean = json.loads(skillmix("report", "--json", "--store", str(clean_store), cwd=tmp_path).stdout)
+        assert killed["metrics"] == clean["metrics"]
+        assert killed["breakdowns"] == clean["breakdowns"]
+        # All distinct requests of the killed+resumed run together are exactly the clean run's.
+        all_killed = {canonical(b) for b in server.requests[:mark]}
+        all_clean = {canonical(b) for b in server.requests[mark:]}
+        assert all_killed == all_clean
