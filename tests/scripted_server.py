@@ -93,7 +93,8 @@ class ScriptedServer:
                     return self._send(404, json.dumps({"error": "not found"}))
                 if body.get("model") != server.model:
                     return self._send(
-                        404, json.dumps({"error": {"message": f"model {body.get('model')} not found"}})
+                        404,
+                        json.dumps({"error": {"message": f"model {body.get('model')} not found"}}),
                     )
                 reply = server.policy(body)
                 if reply.delay_s:

@@ -11,8 +11,25 @@ from scripted_server import ScriptedServer
 
 def test_run_twice_second_makes_zero_calls_same_metrics(tmp_path: Path, server: ScriptedServer):
     spec = server.spec()
-    args = ["run", "--student", spec, "--judge", spec, "--k", "2", "--k", "3", "--items", "3",
-            "--generation-rounds", "1", "--grading-rounds", "3", "--out", "out"]
+    args = [
+        "run",
+        "--student",
+        spec,
+        "--judge",
+        spec,
+        "--k",
+        "2",
+        "--k",
+        "3",
+        "--items",
+        "3",
+        "--generation-rounds",
+        "1",
+        "--grading-rounds",
+        "3",
+        "--out",
+        "out",
+    ]
     first = skillmix(*args, cwd=tmp_path)
     sent = len(server.requests)
     assert sent == 2 * 3 * (2 + 3)
@@ -29,7 +46,9 @@ def test_run_twice_second_makes_zero_calls_same_metrics(tmp_path: Path, server: 
     for name in ("metrics.csv", "items.csv", "by_skill.csv", "by_category.csv", "by_topic.csv"):
         assert (run_dir / name).stat().st_size > 0
 
-    item_id = metrics["metrics"] and (run_dir / "items.csv").read_text().splitlines()[1].split(",")[2]
+    item_id = (
+        metrics["metrics"] and (run_dir / "items.csv").read_text().splitlines()[1].split(",")[2]
+    )
     shown = skillmix("show", item_id, cwd=tmp_path).stdout
     assert "turn 1: prompt" in shown and "turn 2: reply" in shown
     assert "extracted answer" in shown and "Pertains to" in shown
@@ -49,9 +68,21 @@ def test_k_larger_than_catalog_is_a_clear_error(tmp_path: Path):
     skills.write_text("name,category,definition,example\na,c,d,e\nb,c,d,e\n")
     topics = tmp_path / "topics.csv"
     topics.write_text("name\nsewing\n")
-    proc = skillmix("run", "--catalog", str(skills), "--catalog", str(topics), "--k", "3",
-                    "--student", "openai:x@http://127.0.0.1:9", "--judge", "openai:x@http://127.0.0.1:9",
-                    cwd=tmp_path, check=False)
+    proc = skillmix(
+        "run",
+        "--catalog",
+        str(skills),
+        "--catalog",
+        str(topics),
+        "--k",
+        "3",
+        "--student",
+        "openai:x@http://127.0.0.1:9",
+        "--judge",
+        "openai:x@http://127.0.0.1:9",
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "k=3 is larger than the catalog, which has 2 skills" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -62,8 +93,19 @@ def test_unknown_provider_and_unknown_model(tmp_path: Path, server: ScriptedServ
     proc = skillmix("run", "--student", "nope:x", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "unknown model 'nope:x'" in proc.stderr
     wrong = f"openai:missing-model@{server.base_url}"
-    proc = skillmix("run", "--student", wrong, "--judge", wrong, "--k", "2", "--items", "1",
-                    cwd=tmp_path, check=False)
+    proc = skillmix(
+        "run",
+        "--student",
+        wrong,
+        "--judge",
+        wrong,
+        "--k",
+        "2",
+        "--items",
+        "1",
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "HTTP 404" in proc.stderr and "unknown model 'missing-model'" in proc.stderr
     assert "re-run the same command to resume" in proc.stderr

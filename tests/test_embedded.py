@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import skillmix
 
 pytestmark = pytest.mark.embedded
@@ -20,9 +21,27 @@ if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("ll
 
 
 def test_embedded_student_and_judge_end_to_end(tmp_path: Path):
-    args = ["run", "--student", "embedded", "--judge", "embedded", "--k", "2", "--k", "3",
-            "--items", "2", "--generation-rounds", "1", "--grading-rounds", "2",
-            "--student-max-tokens", "120", "--out", "out"]
+    args = [
+        "run",
+        "--student",
+        "embedded",
+        "--judge",
+        "embedded",
+        "--k",
+        "2",
+        "--k",
+        "3",
+        "--items",
+        "2",
+        "--generation-rounds",
+        "1",
+        "--grading-rounds",
+        "2",
+        "--student-max-tokens",
+        "120",
+        "--out",
+        "out",
+    ]
     first = skillmix(*args, cwd=tmp_path)
     assert "smoke test of the pipeline, not a measurement" in first.stdout
     report = json.loads(skillmix("report", "--json", cwd=tmp_path).stdout)

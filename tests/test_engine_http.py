@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from scripted_server import Reply, ScriptedServer, honest_policy
-
 from skillmix.catalog.load import load_catalog
 from skillmix.config import RunConfig
 from skillmix.models import resolve_model
@@ -40,7 +39,9 @@ def test_full_run_structured_and_text_judges(tmp_path: Path, server: ScriptedSer
     grades = store.grades(result.run_id)
     assert {g["method"] for g in grades} == {"schema"}
     # The judge saw the task as the student saw it: skill definitions are in the prompt.
-    judge_prompt = next(r for r in server.requests if "Text to grade" in r["messages"][-1]["content"])
+    judge_prompt = next(
+        r for r in server.requests if "Text to grade" in r["messages"][-1]["content"]
+    )
     assert "Example:" in judge_prompt["messages"][-1]["content"]
 
     report = build_report(store, result.run_id)
@@ -70,8 +71,13 @@ def test_garbage_verdicts_are_retried_then_unparsed_not_zero(tmp_path: Path):
 
     with ScriptedServer(policy) as server:
         config = RunConfig(
-            student=server.spec(), judges=(server.spec(),), k=(2,), items=2,
-            generation_rounds=1, grading_rounds=2, parse_attempts=3,
+            student=server.spec(),
+            judges=(server.spec(),),
+            k=(2,),
+            items=2,
+            generation_rounds=1,
+            grading_rounds=2,
+            parse_attempts=3,
         )
         store = Store(tmp_path / "s.sqlite")
         result = run_engine(store, config)
@@ -94,8 +100,11 @@ def test_naming_penalty_and_sentence_limit_in_code(tmp_path: Path):
             keys = list(body["response_format"]["json_schema"]["schema"]["properties"])
             return Reply(json.dumps({k: 1 for k in keys}))
         if "improve" in last:
-            names = [line[2:].split(":")[0] for line in body["messages"][0]["content"].splitlines()
-                     if line.startswith("- ")]
+            names = [
+                line[2:].split(":")[0]
+                for line in body["messages"][0]["content"].splitlines()
+                if line.startswith("- ")
+            ]
             if "at most 1 sentence" in last:  # k = 2: name the first skill
                 return Reply(f"Answer: A fine {names[0]}s example. Explanation: x")
             return Reply("Answer: One. Two. Three. Explanation: too long for k=3")
@@ -103,8 +112,12 @@ def test_naming_penalty_and_sentence_limit_in_code(tmp_path: Path):
 
     with ScriptedServer(policy) as server:
         config = RunConfig(
-            student=server.spec(), judges=(server.spec(),), k=(2, 3), items=3,
-            generation_rounds=1, grading_rounds=1,
+            student=server.spec(),
+            judges=(server.spec(),),
+            k=(2, 3),
+            items=3,
+            generation_rounds=1,
+            grading_rounds=1,
         )
         store = Store(tmp_path / "s.sqlite")
         result = run_engine(store, config)

@@ -119,3 +119,11 @@ def test_marked_sections_round_trip(answer: str, explanation: str, marker: str) 
     reply = f"{marker} {answer}\nExplanation: {explanation}\n"
     result = extract_answer(reply)
     assert result == Extracted(answer.strip(), explanation.strip(), marker_found=True)
+
+
+def test_explanation_on_the_same_line_as_the_answer():
+    got = extract_answer("Answer: The hive hums. Explanation: it personifies the hive.")
+    assert got.answer == "The hive hums."
+    assert got.explanation == "it personifies the hive."
+    bold = extract_answer("**Answer:** Bees dance. **Explanation:** a metaphor")
+    assert bold.answer == "Bees dance." and bold.explanation == "a metaphor"

@@ -1,4 +1,4 @@
-"""Kill a real `skillmix run` with SIGKILL mid-way; the resumed run must equal an uninterrupted one."""
+"""Kill a real `skillmix run` with SIGKILL mid-way: the resumed run must equal a clean one."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import skillmix
-from scripted_server import Reply, ScriptedServer, honest_policy
-
+from scripted_server import ScriptedServer, honest_policy
 from skillmix.models import ChatRequest
 from skillmix.models.openai_compat import OpenAICompatModel
 
@@ -35,8 +34,12 @@ def stored_bodies(store: Path, model: OpenAICompatModel) -> set[str]:
     for messages, settings in db.execute("SELECT messages, settings FROM calls"):
         s = json.loads(settings)
         request = ChatRequest(
-            tuple(json.loads(messages)), s["temperature"], s["max_tokens"], s["seed"],
-            s["json_schema"], s["sample"],
+            tuple(json.loads(messages)),
+            s["temperature"],
+            s["max_tokens"],
+            s["seed"],
+            s["json_schema"],
+            s["sample"],
         )
         bodies.add(canonical(model._body(request, structured=s["json_schema"] is not None)))
     db.close()
@@ -46,12 +49,27 @@ def stored_bodies(store: Path, model: OpenAICompatModel) -> set[str]:
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
     with ScriptedServer(slow_policy) as server:
         spec = server.spec()
-        args = ["run", "--student", spec, "--judge", spec, "--k", "2,3", "--items", "5",
-                "--generation-rounds", "2", "--grading-rounds", "3"]
+        args = [
+            "run",
+            "--student",
+            spec,
+            "--judge",
+            spec,
+            "--k",
+            "2,3",
+            "--items",
+            "5",
+            "--generation-rounds",
+            "2",
+            "--grading-rounds",
+            "3",
+        ]
         killed_store = tmp_path / "killed.sqlite"
         proc = subprocess.Popen(
             [sys.executable, "-m", "skillmix.cli", *args, "--store", str(killed_store)],
-            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         total = 2 * 5 * 2 * (2 + 3)
         deadline = time.time() + 120
@@ -63,7 +81,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
         sent_before_kill = len(server.requests)
         assert 0 < sent_before_kill < total, "the kill must land mid-run"
 
-        answered = stored_bodies(killed_store, OpenAICompatModel("scripted", base_url=server.base_url))
+        answered = stored_bodies(
+            killed_store, OpenAICompatModel("scripted", base_url=server.base_url)
+        )
         assert answered, "some answers were stored before the kill"
 
         skillmix(*args, "--store", str(killed_store), cwd=tmp_path)
@@ -76,8 +96,12 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
         skillmix(*args, "--store", str(clean_store), cwd=tmp_path)
         assert len(server.requests) - mark == total
 
-        killed = json.loads(skillmix("report", "--json", "--store", str(killed_store), cwd=tmp_path).stdout)
-        clean = json.loads(skillmix("report", "--json", "--store", str(clean_store), cwd=tmp_path).stdout)
+        killed = json.loads(
+            skillmix("report", "--json", "--store", str(killed_store), cwd=tmp_path).stdout
+        )
+        clean = json.loads(
+            skillmix("report", "--json", "--store", str(clean_store), cwd=tmp_path).stdout
+        )
         assert killed["metrics"] == clean["metrics"]
         assert killed["breakdowns"] == clean["breakdowns"]
         # All distinct requests of the killed+resumed run together are exactly the clean run's.

@@ -23,12 +23,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from skillmix.analytics.frequency import read_frequencies
 from skillmix.catalog.load import BUILTIN, CatalogError, load_catalog
 from skillmix.config import Decoding, RunConfig, load_config_file
 from skillmix.models import ModelError, resolve_model
 from skillmix.protocol.engine import Engine, RunError
 from skillmix.report import build_report, render_report, write_report
-from skillmix.analytics.frequency import read_frequencies
 from skillmix.sampling import SamplingError, combinations_count, elementary_symmetric
 from skillmix.store import Store, StoreError
 
@@ -181,7 +181,10 @@ def catalog_stats(
     elif frequencies or corpus_size:
         raise UserError("the corpus bound needs both --frequencies and --corpus-size")
     combos = Table(
-        "k", "C(N,k)·T", "≈", *bound_columns,
+        "k",
+        "C(N,k)·T",
+        "≈",
+        *bound_columns,
         title=f"N={len(cat.skills)} skills, T={len(cat.topics)} topics",
     )
     for k in _ints(k_values):
@@ -196,15 +199,25 @@ def catalog_stats(
 
 @catalog.command("filter")
 @catalog_option
-@click.option("--corpus", required=True, type=click.Path(exists=True),
-              help="Corpus sample: text with blank-line paragraphs, or JSONL with 'text'.")
+@click.option(
+    "--corpus",
+    required=True,
+    type=click.Path(exists=True),
+    help="Corpus sample: text with blank-line paragraphs, or JSONL with 'text'.",
+)
 @click.option("--tagger", required=True, help="Model that tags passages, provider:model.")
-@click.option("--threshold", default=0.05, show_default=True,
-              help="Drop skills found in at least this share of passages.")
+@click.option(
+    "--threshold",
+    default=0.05,
+    show_default=True,
+    help="Drop skills found in at least this share of passages.",
+)
 @click.option("--passages", default=200, show_default=True, help="Passages to sample.")
 @click.option("--batch-size", default=8, show_default=True, help="Skills per tagger request.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--out", "out_path", required=True, help="Where to write the filtered catalog (.yaml).")
+@click.option(
+    "--out", "out_path", required=True, help="Where to write the filtered catalog (.yaml)."
+)
 @store_option
 def catalog_filter(
     catalog_sources: tuple[str, ...],
@@ -242,7 +255,12 @@ def catalog_filter(
     async def go() -> Any:
         try:
             return await estimate_frequencies(
-                cat, texts, model, calls, batch_size=batch_size, seed=seed,
+                cat,
+                texts,
+                model,
+                calls,
+                batch_size=batch_size,
+                seed=seed,
                 advance=lambda: progress.advance(task),
             )
         finally:
@@ -257,7 +275,9 @@ def catalog_filter(
     write_catalog_yaml(filtered, out_path)
     freq_path = Path(out_path).with_suffix(".frequencies.csv")
     write_frequencies(result, freq_path)
-    table = Table("skill", "frequency", "kept", title=f"{result.passages} passages, tagger {tagger}")
+    table = Table(
+        "skill", "frequency", "kept", title=f"{result.passages} passages, tagger {tagger}"
+    )
     for sid, freq in sorted(result.frequencies.items(), key=lambda kv: -kv[1]):
         table.add_row(sid, f"{freq:.1%}", "no" if freq >= threshold else "yes")
     console.print(table)
@@ -277,7 +297,9 @@ def catalog_filter(
 @click.option("--config", "config_file", type=click.Path(exists=True), help="TOML/YAML settings.")
 @click.option("--student", help="Model under test, provider:model (default: embedded).")
 @click.option("--judge", "judges", multiple=True, help="Judge model; repeat for several.")
-@click.option("--k", "k_values", multiple=True, help="Skills per item, e.g. --k 2 --k 3 or --k 2,3.")
+@click.option(
+    "--k", "k_values", multiple=True, help="Skills per item, e.g. --k 2 --k 3 or --k 2,3."
+)
 @click.option("--items", type=int, help="Items per k (default 10).")
 @click.option("--generation-rounds", type=int, help="Independent generations per item (3).")
 @click.option("--grading-rounds", type=int, help="Independent gradings per generation (3).")
@@ -372,9 +394,7 @@ def run(
         engine.sample()
     except SamplingError as err:
         raise UserError(str(err)) from err
-    bars = {
-        stage: progress.add_task(stage, total=total) for stage, total in engine.totals.items()
-    }
+    bars = {stage: progress.add_task(stage, total=total) for stage, total in engine.totals.items()}
     engine.advance = lambda stage: progress.advance(bars[stage])
     err_console.print(
         f"run [bold]{engine.run_id}[/]: student {config.student}, judge(s) "
@@ -393,9 +413,10 @@ def run(
         )
         sys.exit(130)
     stats = result.stats
+    roles = ", ".join(f"{role} {n}" for role, n in stats.by_role.items()) or "none"
     err_console.print(
-        f"model calls: {stats.sent} sent ({', '.join(f'{r} {n}' for r, n in stats.by_role.items()) or 'none'}), "
-        f"{stats.cached} answered from the store; {result.unparsed_rounds} unparsed grading round(s)",
+        f"model calls: {stats.sent} sent ({roles}), {stats.cached} answered from the store; "
+        f"{result.unparsed_rounds} unparsed grading round(s)",
         highlight=False,
     )
     report = build_report(store, result.run_id, aggregation)  # type: ignore[arg-type]
@@ -444,8 +465,13 @@ def runs(store_path: str) -> None:
     for r in store.list_runs():
         c = r["config"]
         table.add_row(
-            r["id"], r["status"], c["student"], ", ".join(c["judges"]),
-            ",".join(map(str, c["k"])), str(c["items"]), r["catalog_hash"][:12],
+            r["id"],
+            r["status"],
+            c["student"],
+            ", ".join(c["judges"]),
+            ",".join(map(str, c["k"])),
+            str(c["items"]),
+            r["catalog_hash"][:12],
         )
     console.print(table)
 

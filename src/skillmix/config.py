@@ -85,10 +85,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML or YAML file of RunConfig fields (CLI flags override it)."""
     path = Path(path)
     text = path.read_text()
-    if path.suffix == ".toml":
-        data = tomllib.loads(text)
-    else:
-        data = yaml.safe_load(text) or {}
+    data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a table of settings")
     return data.get("run", data)

@@ -96,6 +96,9 @@ class Interval:
     def to_dict(self) -> dict[str, float | int]:
         return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n}
 
+    def as_tuple(self) -> tuple[float, float, float]:
+        return (self.mean, self.low, self.high)
+
 
 def bootstrap_interval(
     values: Iterable[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0
@@ -120,6 +123,4 @@ def paired_difference(
 ) -> Interval:
     """Mean of a - b over the items both score, with a paired bootstrap interval."""
     shared = sorted(set(a) & set(b))
-    return bootstrap_interval(
-        [a[i] - b[i] for i in shared], resamples=resamples, seed=seed
-    )
+    return bootstrap_interval([a[i] - b[i] for i in shared], resamples=resamples, seed=seed)

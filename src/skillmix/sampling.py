@@ -32,7 +32,7 @@ class Item:
     @property
     def id(self) -> str:
         blob = f"{self.k}|{','.join(self.skill_ids)}|{self.topic_id}"
-        return "k%d-%s" % (self.k, hashlib.sha256(blob.encode()).hexdigest()[:10])
+        return f"k{self.k}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
 def combinations_count(n_skills: int, k: int, n_topics: int) -> int:

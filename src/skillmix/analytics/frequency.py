@@ -39,7 +39,9 @@ def read_passages(path: str | Path, limit: int, seed: int = 0) -> list[str]:
                 try:
                     passages.append(str(json.loads(line)["text"]))
                 except (json.JSONDecodeError, KeyError, TypeError) as err:
-                    raise ValueError(f"{path}:{number}: expected a JSON object with 'text'") from err
+                    raise ValueError(
+                        f"{path}:{number}: expected a JSON object with 'text'"
+                    ) from err
     else:
         passages = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
     if not passages:
@@ -89,8 +91,12 @@ async def estimate_frequencies(
         schema = verdict_json_schema(criteria) if tagger.supports_structured else None
         for attempt in range(attempts):
             request = ChatRequest(
-                tuple(messages), 0.0, 24 + 12 * len(batch),
-                derive_seed(seed, "tag", p_index, batch[0].id), schema, sample=attempt,
+                tuple(messages),
+                0.0,
+                24 + 12 * len(batch),
+                derive_seed(seed, "tag", p_index, batch[0].id),
+                schema,
+                sample=attempt,
             )
             record = await calls.call(tagger, "tagger", request)
             parsed = parse_verdict(record.response, criteria)
@@ -104,9 +110,7 @@ async def estimate_frequencies(
         if advance:
             advance()
 
-    await asyncio.gather(
-        *(tag(i, p, b) for i, p in enumerate(passages) for b in batches)
-    )
+    await asyncio.gather(*(tag(i, p, b) for i, p in enumerate(passages) for b in batches))
     frequencies = {sid: used[sid] / seen[sid] if seen[sid] else 0.0 for sid in used}
     return FrequencyResult(frequencies, len(passages), unparsed)
 

@@ -65,9 +65,7 @@ class EmbeddedModel:
 
     def __init__(self, name: str = DEFAULT_NAME, n_ctx: int = 4096):
         if name not in (DEFAULT_NAME, "smollm2", "default", ""):
-            raise ModelError(
-                f"unknown embedded model '{name}': the only one is '{DEFAULT_NAME}'"
-            )
+            raise ModelError(f"unknown embedded model '{name}': the only one is '{DEFAULT_NAME}'")
         self.name = DEFAULT_NAME
         self.n_ctx = n_ctx
         self._lock = asyncio.Lock()

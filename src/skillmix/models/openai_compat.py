@@ -8,6 +8,7 @@ OPENAI_API_KEY (optional for local servers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -124,7 +125,7 @@ class OpenAICompatModel:
                 raw = await resp.text()
                 if resp.status != 200:
                     raise self._http_error(resp.status, raw, resp.headers.get("Retry-After"))
-        except (TimeoutError, asyncio.TimeoutError) as err:
+        except TimeoutError as err:
             raise ModelError(
                 f"{self.spec}: no answer within {self.timeout_s:.0f}s", retryable=True
             ) from err
@@ -172,10 +173,8 @@ class OpenAICompatModel:
             retryable=status in RETRY_STATUSES,
         )
         if retry_after:
-            try:
+            with contextlib.suppress(ValueError):
                 err.retry_after = float(retry_after)  # type: ignore[attr-defined]
-            except ValueError:
-                pass
         return err
 
     async def aclose(self) -> None:

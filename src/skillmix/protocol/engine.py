@@ -13,6 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from skillmix import prompts
 from skillmix.catalog.model import Catalog
@@ -236,16 +237,13 @@ class Engine:
         topic = self.catalog.topic(item.topic_id)
         rubric = build_rubric(skills, topic)
         judged = [c for c in rubric if c.judged]
-        grade = {
-            "run_id": self.run_id,
-            "item_id": item.id,
-            "gen_round": gen_round,
-            "judge": self.judge_names[id(judge)],
-        }
+        judge_name = self.judge_names[id(judge)]
+
+        def save(**fields: Any) -> None:
+            self.store.put_grade(self.run_id, item.id, gen_round, judge_name, grade_round, **fields)
+
         if not answer.strip():
-            self.store.put_grade(
-                **grade,
-                grade_round=grade_round,
+            save(
                 status="parsed",
                 method="empty-answer",
                 verdicts={c.id: 0 for c in judged},
@@ -256,9 +254,7 @@ class Engine:
             return
         structured = self.config.structured and judge.supports_structured
         decoding = self.config.judge_decoding
-        seed = derive_seed(
-            self.config.seed, item.id, gen_round, grade["judge"], "grade", grade_round
-        )
+        seed = derive_seed(self.config.seed, item.id, gen_round, judge_name, "grade", grade_round)
         keys: list[str] = []
         reason = ""
         messages = prompts.grading(self.templates, skills, topic, answer, rubric, structured)
@@ -276,9 +272,7 @@ class Engine:
             parsed = parse_verdict(record.response, rubric)
             if isinstance(parsed, ParsedVerdict):
                 method = "schema" if record.structured else f"text:{parsed.method}"
-                self.store.put_grade(
-                    **grade,
-                    grade_round=grade_round,
+                save(
                     status="parsed",
                     method=method,
                     verdicts=parsed.values,
@@ -289,9 +283,7 @@ class Engine:
                 return
             reason = parsed.reason
         self.unparsed_rounds += 1
-        self.store.put_grade(
-            **grade,
-            grade_round=grade_round,
+        save(
             status="unparsed",
             method="none",
             verdicts=None,

@@ -64,6 +64,12 @@ _PREAMBLE_SUBJECT = re.compile(
     r"output|attempt|draft|story|piece|below)",
     re.IGNORECASE,
 )
+# "Answer: The hive hums. Explanation: ..." on one line: the explanation marker follows
+# the end of a sentence and needs its colon.
+_INLINE_EXPLANATION_MARKER = re.compile(
+    r"(?<=[.!?\"”')*_])[ \t]+[*_]*(?:explanation|rationale|justification)[*_]*[ \t]*:[*_]*",
+    re.IGNORECASE,
+)
 _FENCE_OPEN = re.compile(r"\A(?:```|~~~)[^\n]*\n")
 _FENCE_CLOSE = re.compile(r"(?:^|\n)[ \t]*(?:```|~~~)[ \t]*\Z")
 _QUOTE_PAIRS = {'"': '"', "“": "”", "„": "“", "'": "'", "‘": "’", "«": "»"}
@@ -93,7 +99,12 @@ def extract_answer(text: str) -> Extracted:
     for marker in reversed(answers):
         answer = _clean(section(marker))
         if answer:
-            return Extracted(answer, explanation_for(marker), marker_found=True)
+            explanation = explanation_for(marker)
+            inline = _INLINE_EXPLANATION_MARKER.search(answer)
+            if inline:
+                explanation = answer[inline.end() :].strip() or explanation
+                answer = _clean(answer[: inline.start()])
+            return Extracted(answer, explanation, marker_found=True)
     if answers:
         return Extracted("", explanation_for(answers[-1]), marker_found=True)
 

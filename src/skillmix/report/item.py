@@ -39,8 +39,12 @@ def render_item(store: Store, item_id: str, run_id: str | None, console: Console
 
     generations = [g for g in store.generations(run_id) if g["item_id"] == item_id]
     grades = [g for g in store.grades(run_id) if g["item_id"] == item_id]
-    results = {(r.judge, g.gen_round): g for r in scores.items if r.item_id == item_id
-               for g in r.generations}
+    results = {
+        (r.judge, g.gen_round): g
+        for r in scores.items
+        if r.item_id == item_id
+        for g in r.generations
+    }
     for gen in generations:
         console.rule(f"generation round {gen['round']}")
         for label, key in (("turn 1", gen["turn1_key"]), ("turn 2", gen["turn2_key"])):
@@ -61,8 +65,13 @@ def render_item(store: Store, item_id: str, run_id: str | None, console: Console
         )
         for judge in scores.judges:
             rows = [g for g in grades if g["gen_round"] == gen["round"] and g["judge"] == judge]
-            table = Table("criterion", *(f"round {g['grade_round']}" for g in rows), "decided",
-                          title=f"judge {judge}", title_justify="left")
+            table = Table(
+                "criterion",
+                *(f"round {g['grade_round']}" for g in rows),
+                "decided",
+                title=f"judge {judge}",
+                title_justify="left",
+            )
             decided = results.get((judge, gen["round"]))
             for c in rubric:
                 cells = []
@@ -79,12 +88,15 @@ def render_item(store: Store, item_id: str, run_id: str | None, console: Console
                 table.add_row(c.label, *cells, final)
             console.print(table)
             if decided is not None and decided.scores is not None:
-                s = decided.scores
+                sc = decided.scores
                 console.print(
-                    f"full marks {s.full_marks:.0f}  all skills {s.all_skills:.0f}  "
-                    f"skill fraction {s.skill_fraction:.2f}"
-                    + (f"  (naming penalty: {', '.join(decided.penalized)})"
-                       if decided.penalized else "")
+                    f"full marks {sc.full_marks:.0f}  all skills {sc.all_skills:.0f}  "
+                    f"skill fraction {sc.skill_fraction:.2f}"
+                    + (
+                        f"  (naming penalty: {', '.join(decided.penalized)})"
+                        if decided.penalized
+                        else ""
+                    )
                 )
             for g in rows:
                 call_texts = [store.get_call(k) for k in g["call_keys"]]
@@ -93,7 +105,8 @@ def render_item(store: Store, item_id: str, run_id: str | None, console: Console
                     Panel(
                         body,
                         title=f"round {g['grade_round']}: {g['status']} via {g['method']}, "
-                        f"{g['attempts']} attempt(s)" + (f" — {g['reason']}" if g["reason"] else ""),
+                        f"{g['attempts']} attempt(s)"
+                        + (f" — {g['reason']}" if g["reason"] else ""),
                         border_style="dim",
                     )
                 )

@@ -149,18 +149,15 @@ def write_report(report: Report, out_dir: str | Path) -> list[Path]:
             for m in METRICS:
                 iv = row.metrics[m]
                 writer.writerow(
-                    [report.run_id, row.judge, row.k, row.items, row.scored, m]
-                    + [iv.mean, iv.low, iv.high]
+                    [report.run_id, row.judge, row.k, row.items, row.scored, m, *iv.as_tuple()]
                 )
     with paths[2].open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["run_id", "judge", "item_id", "k", "skills", "topic", *METRICS])
         for r in report.scores.items:
             values = list(r.scores.as_tuple()) if r.scores else ["", "", ""]
-            writer.writerow(
-                [report.run_id, r.judge, r.item_id, r.k, "|".join(r.skill_ids), r.topic_id]
-                + values
-            )
+            skills = "|".join(r.skill_ids)
+            writer.writerow([report.run_id, r.judge, r.item_id, r.k, skills, r.topic_id, *values])
     for by, rows in report.breakdowns.items():
         path = out / f"by_{by}.csv"
         with path.open("w", newline="") as f:

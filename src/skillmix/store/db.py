@@ -205,7 +205,9 @@ class Store:
         rows = self.db.execute("SELECT * FROM runs ORDER BY created").fetchall()
         return [{**dict(r), "config": json.loads(r["config"])} for r in rows]
 
-    def put_items(self, run_id: str, items: list[tuple[int, str, int, tuple[str, ...], str]]) -> None:
+    def put_items(
+        self, run_id: str, items: list[tuple[int, str, int, tuple[str, ...], str]]
+    ) -> None:
         with self.transaction():
             self.db.executemany(
                 "INSERT OR IGNORE INTO items (run_id, item_id, position, k, skill_ids, topic_id) "
