@@ -128,3 +128,29 @@ def test_naming_penalty_and_sentence_limit_in_code(tmp_path: Path):
     assert k3.metrics["all_skills"].mean == 1 and k3.metrics["full_marks"].mean == 0
     assert k3.metrics["skill_fraction"].mean == 0
     assert any("naming penalty removed 3" in w for w in report.warnings)
+
+
+def test_train_and_held_out_runs_use_disjoint_skills(tmp_path: Path, server: ScriptedServer):
+    from skillmix.config import SplitConfig
+
+    store = Store(tmp_path / "s.sqlite")
+    spec = server.spec()
+    used = {}
+    for part in ("train", "held-out"):
+        config = RunConfig(
+            student=spec,
+            judges=(spec,),
+            k=(2,),
+            items=8,
+            generation_rounds=1,
+            grading_rounds=1,
+            split=SplitConfig(part=part, skills=0.3, topics=0.3, seed=5),
+        )
+        result = run_engine(store, config)
+        items = store.items(result.run_id)
+        used[part] = (
+            {s for i in items for s in i["skill_ids"]},
+            {i["topic_id"] for i in items},
+        )
+    assert not used["train"][0] & used["held-out"][0]
+    assert not used["train"][1] & used["held-out"][1]

@@ -312,6 +312,16 @@ def catalog_filter(
 @click.option("--judge-temperature", type=float, help="Judge temperature (0.7).")
 @click.option("--no-naming-penalty", is_flag=True, help="Do not zero skills named in the text.")
 @click.option("--no-structured", is_flag=True, help="Never ask judges for structured output.")
+@click.option(
+    "--split",
+    "split_part",
+    type=click.Choice(["train", "held-out"]),
+    help="Evaluate on one side of a train/held-out split (set by the --held-out-* options).",
+)
+@click.option("--held-out-skills", type=float, default=0.0, help="Share of skills held out.")
+@click.option("--held-out-topics", type=float, default=0.0, help="Share of topics held out.")
+@click.option("--held-out-category", multiple=True, help="Skill category held out whole.")
+@click.option("--split-seed", type=int, default=0, help="Seed of the split.")
 @store_option
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="Folder for report files.")
 @click.option("--aggregation", type=click.Choice(["max", "mean", "best"]), default="max")
@@ -332,6 +342,11 @@ def run(
     judge_temperature: float | None,
     no_naming_penalty: bool,
     no_structured: bool,
+    split_part: str | None,
+    held_out_skills: float,
+    held_out_topics: float,
+    held_out_category: tuple[str, ...],
+    split_seed: int,
     store_path: str,
     out: str,
     aggregation: str,
@@ -375,6 +390,14 @@ def run(
         settings["naming_penalty"] = False
     if no_structured:
         settings["structured"] = False
+    if split_part:
+        settings["split"] = {
+            "part": split_part,
+            "skills": held_out_skills,
+            "topics": held_out_topics,
+            "categories": held_out_category,
+            "seed": split_seed,
+        }
     try:
         config = RunConfig(**settings)
     except ValidationError as err:
@@ -389,8 +412,8 @@ def run(
     store = _store(store_path)
 
     progress = _progress()
-    engine = Engine(store, config, cat, student_model, judge_models)
     try:
+        engine = Engine(store, config, cat, student_model, judge_models)
         engine.sample()
     except SamplingError as err:
         raise UserError(str(err)) from err

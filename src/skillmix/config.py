@@ -6,7 +6,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,6 +19,18 @@ class Decoding(BaseModel):
 
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(256, ge=1)
+
+
+class SplitConfig(BaseModel):
+    """Evaluate on one side of a train/held-out split of the catalog (SPEC section 2)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    part: Literal["train", "held-out"] = "held-out"
+    skills: float = Field(0.0, ge=0.0, lt=1.0, description="share of skills held out")
+    topics: float = Field(0.0, ge=0.0, lt=1.0, description="share of topics held out")
+    categories: tuple[str, ...] = Field((), description="skill categories held out whole")
+    seed: int = 0
 
 
 class RunConfig(BaseModel):
@@ -40,6 +52,7 @@ class RunConfig(BaseModel):
     structured: bool = True
     parse_attempts: int = Field(3, ge=1, description="tries per grading round before unparsed")
     naming_penalty: bool = True
+    split: SplitConfig | None = None
 
     @field_validator("k")
     @classmethod

@@ -17,14 +17,14 @@ from typing import Any
 
 from skillmix import prompts
 from skillmix.catalog.model import Catalog
-from skillmix.config import RunConfig
+from skillmix.config import RunConfig, SplitConfig
 from skillmix.models import ChatRequest, ChatResponse, Model, ModelError
 from skillmix.protocol.extract import extract_answer
 from skillmix.protocol.naming import naming_penalty
 from skillmix.protocol.rubric import build_rubric
 from skillmix.protocol.sentences import count_sentences
 from skillmix.protocol.verdicts import ParsedVerdict, parse_verdict, verdict_json_schema
-from skillmix.sampling import Item, sample_items
+from skillmix.sampling import Item, sample_items, split_catalog
 from skillmix.store import CallRecord, Store
 
 Advance = Callable[[str], None]
@@ -101,6 +101,20 @@ class CallCache:
         return record
 
 
+def apply_split(catalog: Catalog, split: SplitConfig | None) -> Catalog:
+    """The side of the catalog a run evaluates on (the whole catalog without a split)."""
+    if split is None:
+        return catalog
+    parts = split_catalog(
+        catalog,
+        skill_fraction=split.skills,
+        topic_fraction=split.topics,
+        held_out_categories=split.categories,
+        seed=split.seed,
+    )
+    return parts.train if split.part == "train" else parts.held_out
+
+
 def derive_seed(*parts: object) -> int:
     """A 31-bit seed from named parts: stable across machines and Python versions."""
     blob = ":".join(str(p) for p in parts).encode()
@@ -130,7 +144,7 @@ class Engine:
     ):
         self.store = store
         self.config = config
-        self.catalog = catalog
+        self.catalog = apply_split(catalog, config.split)
         self.student = student
         if len(judges) != len(config.judges):
             raise ValueError("one model per judge in the config is needed")
@@ -140,7 +154,7 @@ class Engine:
             id(model): name for name, model in zip(config.judges, judges, strict=True)
         }
         self.templates = prompts.load_templates(config.templates)
-        self.run_id = config.run_id(catalog.content_hash, self.templates.version_id)
+        self.run_id = config.run_id(self.catalog.content_hash, self.templates.version_id)
         self.calls = CallCache(store)
         self.advance = advance or (lambda stage: None)
         self.unparsed_rounds = 0
