@@ -60,7 +60,7 @@ def test_unknown_model_and_auth_errors_are_not_retried():
         assert len(server.requests) == 1
     with (
         ScriptedServer(lambda body: Reply(status=401, raw="no key")) as server,
-        pytest.raises(ModelError, match="check OPENAI_API_KEY"),
+        pytest.raises(ModelError, match="check the API key"),
     ):
         complete(OpenAICompatModel("scripted", base_url=server.base_url))
 

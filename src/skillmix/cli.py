@@ -238,7 +238,7 @@ def catalog_filter(
         write_catalog_yaml,
         write_frequencies,
     )
-    from skillmix.protocol.engine import CallCache
+    from skillmix.protocol.calls import CallCache
 
     cat = _catalog(catalog_sources)
     try:

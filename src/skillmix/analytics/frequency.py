@@ -19,7 +19,8 @@ import yaml
 from skillmix import prompts
 from skillmix.catalog.model import Catalog, Skill
 from skillmix.models import ChatRequest, Model
-from skillmix.protocol.engine import CallCache, derive_seed
+from skillmix.protocol.calls import CallCache
+from skillmix.protocol.engine import derive_seed
 from skillmix.protocol.rubric import Criterion, slug
 from skillmix.protocol.verdicts import ParsedVerdict, parse_verdict, verdict_json_schema
 from skillmix.sampling import stable_hash

@@ -9,14 +9,20 @@ from skillmix.models.base import (
     ModelError,
     UnknownModelError,
 )
+from skillmix.models.settings import Settings, load_settings
 
-PROVIDERS = ("embedded", "openai")
+PROVIDERS = ("embedded", "openai", "vllm", "litellm")
 
 
-def resolve_model(spec: str) -> Model:
-    """Build a model from `provider:model` (`embedded`, `openai:gpt-4o@http://host/v1`)."""
+def resolve_model(spec: str, settings: Settings | None = None) -> Model:
+    """Build a model from `provider:model` (`embedded`, `openai:gpt-4o@http://host/v1`).
+
+    Providers are imported only when used, so optional dependencies stay optional.
+    """
     provider, _, rest = spec.partition(":")
     provider = provider.strip().lower()
+    name, _, base_url = rest.partition("@")
+    model_settings = (settings or Settings()).for_model(spec)
     if provider == "embedded":
         from skillmix.models.embedded import EmbeddedModel
 
@@ -24,8 +30,19 @@ def resolve_model(spec: str) -> Model:
     if provider == "openai":
         from skillmix.models.openai_compat import OpenAICompatModel
 
-        name, _, base_url = rest.partition("@")
-        return OpenAICompatModel(name, base_url=base_url or None)
+        return OpenAICompatModel(name, base_url=base_url or None, settings=model_settings)
+    if provider == "vllm":
+        from skillmix.models.vllm_batch import VLLMBatchModel
+
+        return VLLMBatchModel(rest)
+    if provider == "litellm":
+        from skillmix.models.litellm_provider import LiteLLMModel
+
+        return LiteLLMModel(
+            name,
+            base_url=base_url or model_settings.base_url,
+            api_key=model_settings.api_key(),
+        )
     raise UnknownModelError(
         f"unknown model '{spec}': use provider:model with provider one of "
         f"{', '.join(PROVIDERS)} (e.g. 'embedded' or 'openai:gpt-4o-mini')"
@@ -38,6 +55,8 @@ __all__ = [
     "ChatResponse",
     "Model",
     "ModelError",
+    "Settings",
     "UnknownModelError",
+    "load_settings",
     "resolve_model",
 ]

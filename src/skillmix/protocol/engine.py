@@ -1,104 +1,46 @@
 """Run the Skill-Mix protocol: items -> student (two turns) -> answer -> judges -> grades.
 
-Every model call goes through `CallCache.call`, which first looks the request up in the
-store by its content key. A re-run, a resumed run or a re-grade therefore only sends the
-requests that have never been answered, and a run killed at any moment loses at most the
-calls that were in flight.
+Work is split into units (one item x one generation round: two student turns, then every
+judge's grading rounds), pulled by a bounded pool of workers so that memory stays flat
+for any number of items while each model's own limiter keeps its backend saturated.
+Every call goes through `CallCache`, so a re-run, a resumed run or a re-grade only sends
+what has never been answered, and a run killed at any moment loses at most the calls
+that were in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from skillmix import prompts
 from skillmix.catalog.model import Catalog
 from skillmix.config import RunConfig, SplitConfig
-from skillmix.models import ChatRequest, ChatResponse, Model, ModelError
+from skillmix.models import ChatRequest, Model, ModelError
+from skillmix.models.settings import Settings
+from skillmix.protocol.calls import BudgetExhausted, CallCache, CallStats
 from skillmix.protocol.extract import extract_answer
 from skillmix.protocol.naming import naming_penalty
 from skillmix.protocol.rubric import build_rubric
 from skillmix.protocol.sentences import count_sentences
 from skillmix.protocol.verdicts import ParsedVerdict, parse_verdict, verdict_json_schema
 from skillmix.sampling import Item, sample_items, split_catalog
-from skillmix.store import CallRecord, Store
+from skillmix.store import Store
 
 Advance = Callable[[str], None]
+# What a synthetic (estimate-mode) student answer looks like: it only needs a length.
+_PLACEHOLDER_WORD = "word "
 
 
 class RunError(RuntimeError):
     """The run stopped; everything answered so far is in the store and a re-run resumes."""
 
 
-@dataclass
-class CallStats:
-    sent: int = 0
-    cached: int = 0
-    by_role: dict[str, int] = field(default_factory=dict)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class CallCache:
-    """Content-addressed model calls backed by the store, with per-model concurrency."""
-
-    def __init__(self, store: Store):
-        self.store = store
-        self.stats = CallStats()
-        self._limits: dict[str, asyncio.Semaphore] = {}
-        self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
-
-    async def call(self, model: Model, role: str, request: ChatRequest) -> CallRecord:
-        key = request.key(model.identity)
-        cached = self.store.get_call(key)
-        if cached is not None:
-            self.stats.cached += 1
-            return cached
-        if key in self._inflight:  # the same request is already on its way
-            return await asyncio.shield(self._inflight[key])
-        future: asyncio.Future[CallRecord] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            record = await self._send(model, role, request, key)
-        except BaseException as err:
-            future.set_exception(err)
-            future.exception()  # mark retrieved: no "never retrieved" warning
-            raise
-        finally:
-            self._inflight.pop(key, None)
-        future.set_result(record)
-        return record
-
-    async def _send(self, model: Model, role: str, request: ChatRequest, key: str) -> CallRecord:
-        limit = self._limits.setdefault(model.spec, asyncio.Semaphore(model.max_concurrency))
-        async with limit:
-            started = time.perf_counter()
-            response: ChatResponse = await model.complete(request)
-            latency = time.perf_counter() - started
-        record = CallRecord(
-            key=key,
-            provider=model.provider,
-            model=model.name,
-            role=role,
-            messages=list(request.messages),
-            settings=request.settings(),
-            response=response.text,
-            prompt_tokens=response.prompt_tokens,
-            completion_tokens=response.completion_tokens,
-            structured=response.structured,
-            finish_reason=response.finish_reason,
-            latency_s=latency,
-        )
-        self.store.put_call(record)
-        self.stats.sent += 1
-        self.stats.by_role[role] = self.stats.by_role.get(role, 0) + 1
-        self.stats.prompt_tokens += response.prompt_tokens
-        self.stats.completion_tokens += response.completion_tokens
-        return record
+class BudgetReached(RunError):
+    """--max-cost was reached; the run is paused, not failed."""
 
 
 def apply_split(catalog: Catalog, split: SplitConfig | None) -> Catalog:
@@ -128,6 +70,7 @@ class RunResult:
     stats: CallStats
     items: int
     unparsed_rounds: int
+    retries: dict[str, int]
 
 
 class Engine:
@@ -141,6 +84,11 @@ class Engine:
         student: Model,
         judges: list[Model],
         advance: Advance | None = None,
+        *,
+        settings: Settings | None = None,
+        max_cost: float | None = None,
+        dry_run: bool = False,
+        workers: int | None = None,
     ):
         self.store = store
         self.config = config
@@ -155,9 +103,17 @@ class Engine:
         }
         self.templates = prompts.load_templates(config.templates)
         self.run_id = config.run_id(self.catalog.content_hash, self.templates.version_id)
-        self.calls = CallCache(store)
+        self.dry_run = dry_run
+        self.calls = CallCache(
+            store, run_id=self.run_id, settings=settings, max_cost=max_cost, estimate=dry_run
+        )
         self.advance = advance or (lambda stage: None)
+        self.workers = workers
         self.unparsed_rounds = 0
+
+    @property
+    def models(self) -> list[Model]:
+        return [self.student, *self.judges]
 
     def sample(self) -> list[Item]:
         items: list[Item] = []
@@ -170,41 +126,80 @@ class Engine:
         n = len(self.config.k) * self.config.items * self.config.generation_rounds
         return {"generate": n, "grade": n * len(self.judges) * self.config.grading_rounds}
 
+    def _worker_count(self, units: int) -> int:
+        if self.workers:
+            return max(1, min(self.workers, units))
+        # Enough units in flight to fill the widest model's concurrency twice over.
+        widest = max(m.max_concurrency for m in self.models)
+        return max(1, min(units, 2 * widest, 8192))
+
     async def run(self) -> RunResult:
         items = self.sample()  # raises SamplingError before anything is written
-        self.store.put_catalog(self.catalog)
-        resumed = self.store.ensure_run(
-            self.run_id,
-            self.config.model_dump(mode="json"),
-            self.catalog.content_hash,
-            self.templates.version_id,
-        )
-        self.store.put_items(
-            self.run_id,
-            [(pos, it.id, it.k, it.skill_ids, it.topic_id) for pos, it in enumerate(items)],
-        )
-        self.store.set_run_status(self.run_id, "running")
-        units = [
-            self._unit(item, gen_round)
+        self.calls.check_prices(self.models)
+        resumed = False
+        if not self.dry_run:
+            self.store.put_catalog(self.catalog)
+            resumed = self.store.ensure_run(
+                self.run_id,
+                self.config.model_dump(mode="json"),
+                self.catalog.content_hash,
+                self.templates.version_id,
+            )
+            self.store.put_items(
+                self.run_id,
+                [(pos, it.id, it.k, it.skill_ids, it.topic_id) for pos, it in enumerate(items)],
+            )
+            self.store.set_run_status(self.run_id, "running")
+        units: Iterator[tuple[Item, int]] = (
+            (item, gen_round)
             for item in items
             for gen_round in range(self.config.generation_rounds)
-        ]
-        tasks = [asyncio.create_task(u) for u in units]
+        )
+        n_units = len(items) * self.config.generation_rounds
+        budget: list[BudgetExhausted] = []
+
+        async def worker() -> None:
+            for item, gen_round in units:
+                if budget:
+                    return
+                try:
+                    await self._unit(item, gen_round)
+                except BudgetExhausted as err:
+                    budget.append(err)
+                    return
+
+        tasks = [asyncio.create_task(worker()) for _ in range(self._worker_count(n_units))]
         try:
             await _gather_fail_fast(tasks)
         except ModelError as err:
-            self.store.set_run_status(self.run_id, "stopped")
+            self._set_status("stopped")
             raise RunError(
                 f"{err}\nThe run stopped; {self.calls.stats.sent} new answers are saved in "
                 f"{self.store.path}. Fix the problem and re-run the same command to resume."
             ) from err
         except BaseException:
-            self.store.set_run_status(self.run_id, "stopped")
+            self._set_status("stopped")
             raise
         finally:
-            await asyncio.gather(*(m.aclose() for m in [self.student, *self.judges]))
-        self.store.set_run_status(self.run_id, "done")
-        return RunResult(self.run_id, resumed, self.calls.stats, len(items), self.unparsed_rounds)
+            await asyncio.gather(*(m.aclose() for m in self.models))
+        if budget:
+            self._set_status("paused")
+            raise BudgetReached(
+                f"{budget[0]}. {self.calls.stats.sent} answers were bought and saved; "
+                "run the same command again (with a new --max-cost) to continue."
+            )
+        self._set_status("done")
+        retries: dict[str, int] = {}
+        for m in self.models:
+            for cause, n in getattr(m, "retry_causes", {}).items():
+                retries[cause] = retries.get(cause, 0) + n
+        return RunResult(
+            self.run_id, resumed, self.calls.stats, len(items), self.unparsed_rounds, retries
+        )
+
+    def _set_status(self, status: str) -> None:
+        if not self.dry_run:
+            self.store.set_run_status(self.run_id, status)
 
     async def _unit(self, item: Item, gen_round: int) -> None:
         skills = [self.catalog.skill(s) for s in item.skill_ids]
@@ -218,31 +213,39 @@ class Engine:
             "student",
             ChatRequest(tuple(turn1), decoding.temperature, decoding.max_tokens, seed),
         )
-        turn2 = prompts.generation_turn2(self.templates, skills, topic, turn1, first.response)
+        turn2 = prompts.generation_turn2(
+            self.templates, skills, topic, turn1, _text_of(first)
+        )
         second = await self.calls.call(
             self.student,
             "student",
             ChatRequest(tuple(turn2), decoding.temperature, decoding.max_tokens, seed + 1),
         )
-        extracted = extract_answer(second.response)
-        named = naming_penalty(extracted.answer, skills)
-        self.store.put_generation(
-            self.run_id,
-            item.id,
-            gen_round,
-            turn1_key=first.key,
-            turn2_key=second.key,
-            answer=extracted.answer,
-            explanation=extracted.explanation,
-            marker_found=extracted.marker_found,
-            sentences=count_sentences(extracted.answer),
-            named=named,
-        )
+        if second.synthetic:
+            answer = _text_of(second)
+        else:
+            extracted = extract_answer(second.response)
+            answer = extracted.answer
+            self.store.put_generation(
+                self.run_id,
+                item.id,
+                gen_round,
+                turn1_key=first.key,
+                turn2_key=second.key,
+                answer=answer,
+                explanation=extracted.explanation,
+                marker_found=extracted.marker_found,
+                sentences=count_sentences(answer),
+                named=naming_penalty(answer, skills),
+            )
         self.advance("generate")
         for judge in self.judges:
-            for grade_round in range(self.config.grading_rounds):
-                await self._grade(item, gen_round, judge, grade_round, extracted.answer)
-                self.advance("grade")
+            await asyncio.gather(
+                *(
+                    self._grade(item, gen_round, judge, grade_round, answer)
+                    for grade_round in range(self.config.grading_rounds)
+                )
+            )
 
     async def _grade(
         self, item: Item, gen_round: int, judge: Model, grade_round: int, answer: str
@@ -254,7 +257,11 @@ class Engine:
         judge_name = self.judge_names[id(judge)]
 
         def save(**fields: Any) -> None:
-            self.store.put_grade(self.run_id, item.id, gen_round, judge_name, grade_round, **fields)
+            if not self.dry_run:
+                self.store.put_grade(
+                    self.run_id, item.id, gen_round, judge_name, grade_round, **fields
+                )
+            self.advance("grade")
 
         if not answer.strip():
             save(
@@ -272,16 +279,21 @@ class Engine:
         keys: list[str] = []
         reason = ""
         messages = prompts.grading(self.templates, skills, topic, answer, rubric, structured)
+        schema = verdict_json_schema(rubric) if structured else None
         for attempt in range(self.config.parse_attempts):
             request = ChatRequest(
                 tuple(messages),
                 decoding.temperature,
                 decoding.max_tokens,
                 seed,
-                verdict_json_schema(rubric) if structured else None,
+                schema,
                 sample=attempt,
             )
             record = await self.calls.call(judge, "judge", request)
+            if record.synthetic:  # estimate mode: assume the verdict parses
+                save(status="parsed", method="estimate", verdicts=None, reason=None,
+                     attempts=1, call_keys=[])
+                return
             keys.append(record.key)
             parsed = parse_verdict(record.response, rubric)
             if isinstance(parsed, ParsedVerdict):
@@ -305,6 +317,13 @@ class Engine:
             attempts=self.config.parse_attempts,
             call_keys=keys,
         )
+
+
+def _text_of(record: Any) -> str:
+    """The reply of a call; for a synthetic one, placeholder text of the estimated length."""
+    if record.synthetic:
+        return _PLACEHOLDER_WORD * max(1, int(record.completion_tokens * 0.75))
+    return str(record.response)
 
 
 async def _gather_fail_fast(tasks: list[asyncio.Task[None]]) -> None:

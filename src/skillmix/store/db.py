@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS calls (
     latency_s REAL NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS run_calls (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    role TEXT NOT NULL,
+    sent INTEGER NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
 CREATE TABLE IF NOT EXISTS generations (
     run_id TEXT NOT NULL,
     item_id TEXT NOT NULL,
@@ -108,6 +115,7 @@ class CallRecord:
     structured: bool
     finish_reason: str
     latency_s: float
+    synthetic: bool = False  # made up by `skillmix estimate`, never stored
 
 
 class Store:
@@ -251,6 +259,75 @@ class Store:
 
     def count_calls(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+
+    def record_use(self, run_id: str, key: str, role: str, sent: bool) -> None:
+        """The ledger: this run used this call, paid for it (sent) or from the cache."""
+        self.db.execute(
+            "INSERT INTO run_calls (run_id, key, role, sent) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (run_id, key) DO UPDATE SET sent = max(sent, excluded.sent)",
+            (run_id, key, role, int(sent)),
+        )
+
+    def usage(self, run_id: str) -> list[dict[str, Any]]:
+        """Calls and tokens per role, provider and model for one run (paid and reused)."""
+        rows = self.db.execute(
+            "SELECT rc.role, c.provider, c.model, rc.sent, COUNT(*) AS calls, "
+            "SUM(c.prompt_tokens) AS prompt_tokens, "
+            "SUM(c.completion_tokens) AS completion_tokens "
+            "FROM run_calls rc JOIN calls c ON c.key = rc.key WHERE rc.run_id = ? "
+            "GROUP BY rc.role, c.provider, c.model, rc.sent ORDER BY rc.role, c.model, rc.sent",
+            (run_id,),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    # --- the shared response cache ---------------------------------------------------------
+
+    def cache_stats(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT provider, model, role, COUNT(*) AS calls, SUM(prompt_tokens) AS prompt_tokens, "
+            "SUM(completion_tokens) AS completion_tokens, "
+            "SUM(length(messages) + length(response)) AS bytes, "
+            "MIN(created) AS oldest, MAX(created) AS newest, "
+            "SUM(key NOT IN (SELECT key FROM run_calls)) AS unreferenced "
+            "FROM calls GROUP BY provider, model, role ORDER BY provider, model, role"
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def prune_cache(
+        self,
+        *,
+        older_than_s: float | None = None,
+        model: str | None = None,
+        unreferenced_only: bool = False,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete cached calls matching every given condition; return how many (would) go.
+
+        Calls that a stored generation or grade points to are kept unless `model` names
+        them explicitly, so pruning never breaks `skillmix show` for a kept run.
+        """
+        conditions = ["1"]
+        params: list[Any] = []
+        if older_than_s is not None:
+            conditions.append("created < ?")
+            params.append(time.time() - older_than_s)
+        if model is not None:
+            conditions.append("(model = ? OR provider || ':' || model = ?)")
+            params += [model, model]
+        if unreferenced_only:
+            conditions.append("key NOT IN (SELECT key FROM run_calls)")
+        if model is None:
+            conditions.append(
+                "key NOT IN (SELECT turn1_key FROM generations UNION "
+                "SELECT turn2_key FROM generations)"
+            )
+        where = " AND ".join(conditions)
+        count = int(self.db.execute(f"SELECT COUNT(*) FROM calls WHERE {where}", params).fetchone()[0])
+        if not dry_run and count:
+            with self.transaction():
+                self.db.execute(f"DELETE FROM calls WHERE {where}", params)
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return count
 
     # --- generations and grades --------------------------------------------------------------
 

@@ -1,0 +1,73 @@
+"""Adaptive concurrency: additive increase on success, multiplicative decrease on 429.
+
+A fixed concurrency either wastes a fast backend or hammers a rate-limited one. The
+limiter starts at `initial`, grows by one slot per `limit` successes (so roughly doubling
+per round trip's worth of calls, up to `maximum`), halves on a rate limit and, when the
+server says how long to wait (Retry-After), holds every new request until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+class AdaptiveLimiter:
+    def __init__(self, maximum: int, initial: int | None = None, minimum: int = 1):
+        if maximum < 1:
+            raise ValueError("maximum concurrency must be at least 1")
+        self.maximum = maximum
+        self.minimum = max(1, min(minimum, maximum))
+        self.limit = float(min(maximum, initial if initial is not None else maximum))
+        self.active = 0
+        self.paused_until = 0.0
+        self.rate_limited = 0
+        self._credit = 0.0
+        self._cond: asyncio.Condition | None = None
+
+    @property
+    def _condition(self) -> asyncio.Condition:
+        if self._cond is None:
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    async def acquire(self) -> None:
+        async with self._condition:
+            while True:
+                wait = self.paused_until - time.monotonic()
+                if wait <= 0 and self.active < int(self.limit):
+                    self.active += 1
+                    return
+                if wait > 0:
+                    try:
+                        await asyncio.wait_for(self._condition.wait(), timeout=wait)
+                    except TimeoutError:
+                        pass
+                else:
+                    await self._condition.wait()
+
+    async def release(self) -> None:
+        async with self._condition:
+            self.active -= 1
+            self._condition.notify_all()
+
+    def on_success(self) -> None:
+        if self.limit < self.maximum:
+            self._credit += 1.0 / self.limit
+            if self._credit >= 1.0:
+                self._credit = 0.0
+                self.limit = min(float(self.maximum), self.limit + 1.0)
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        self.rate_limited += 1
+        self.limit = max(float(self.minimum), self.limit / 2)
+        self._credit = 0.0
+        if retry_after:
+            self.paused_until = max(self.paused_until, time.monotonic() + retry_after)
+
+    async def __aenter__(self) -> AdaptiveLimiter:
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()

@@ -1,0 +1,212 @@
+"""Every model call goes through here: the shared response cache, the ledger and the budget.
+
+A request is addressed by its content (model identity, messages, decoding settings, seed,
+sample index). If the store already holds the answer, from this run or any other, it is
+reused; otherwise it is sent once (identical requests in flight share one call), stored at
+once, and recorded in the run's ledger with its role and whether it was paid for.
+
+In estimate mode nothing is sent or written: a miss returns a synthetic record carrying
+the tokens the call is expected to use, so `skillmix estimate` walks the same protocol
+as `skillmix run` and only counts what a run would really send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from skillmix.models import ChatRequest, ChatResponse, Model, ModelError
+from skillmix.models.settings import Settings
+from skillmix.store import CallRecord, Store
+
+
+class BudgetExhausted(ModelError):
+    """--max-cost was reached: no new request is sent; the run resumes later."""
+
+
+@dataclass
+class RoleUsage:
+    sent: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    unpriced: int = 0  # sent calls whose model has no known price
+
+
+@dataclass
+class CallStats:
+    roles: dict[str, RoleUsage] = field(default_factory=dict)
+
+    def role(self, role: str) -> RoleUsage:
+        return self.roles.setdefault(role, RoleUsage())
+
+    @property
+    def sent(self) -> int:
+        return sum(r.sent for r in self.roles.values())
+
+    @property
+    def cached(self) -> int:
+        return sum(r.cached for r in self.roles.values())
+
+    @property
+    def cost(self) -> float:
+        return sum(r.cost for r in self.roles.values())
+
+    @property
+    def by_role(self) -> dict[str, int]:
+        return {name: r.sent for name, r in self.roles.items() if r.sent}
+
+
+class CallCache:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        run_id: str | None = None,
+        settings: Settings | None = None,
+        max_cost: float | None = None,
+        estimate: bool = False,
+    ):
+        self.store = store
+        self.run_id = run_id
+        self.settings = settings or Settings()
+        self.max_cost = max_cost
+        self.estimate = estimate
+        self.stats = CallStats()
+        self.retries: Counter[str] = Counter()
+        self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
+        self._history: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def check_prices(self, models: list[Model]) -> None:
+        """With a budget, every model must have a price: fail before anything is sent."""
+        if self.max_cost is None:
+            return
+        for m in models:
+            if self.settings.price(m.provider, m.name) is None:
+                raise ModelError(
+                    f"--max-cost needs a price for {m.spec}: add it under [pricing] in "
+                    "skillmix.toml or pass --pricing FILE"
+                )
+
+    async def call(self, model: Model, role: str, request: ChatRequest) -> CallRecord:
+        key = request.key(model.identity)
+        usage = self.stats.role(role)
+        cached = self.store.get_call(key)
+        if cached is not None:
+            usage.cached += 1
+            self._ledger(key, role, sent=False)
+            return cached
+        if self.estimate:
+            return self._synthetic(model, role, request, key)
+        if key in self._inflight:  # the same request is already on its way
+            return await asyncio.shield(self._inflight[key])
+        if self.max_cost is not None and self.stats.cost >= self.max_cost:
+            raise BudgetExhausted(
+                f"budget reached: ${self.stats.cost:.4f} spent of --max-cost "
+                f"${self.max_cost:.4f}"
+            )
+        future: asyncio.Future[CallRecord] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            record = await self._send(model, role, request, key)
+        except BaseException as err:
+            future.set_exception(err)
+            future.exception()  # mark retrieved: no "never retrieved" warning
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        future.set_result(record)
+        return record
+
+    async def _send(self, model: Model, role: str, request: ChatRequest, key: str) -> CallRecord:
+        started = time.perf_counter()
+        response: ChatResponse = await model.complete(request)
+        record = CallRecord(
+            key=key,
+            provider=model.provider,
+            model=model.name,
+            role=role,
+            messages=list(request.messages),
+            settings=request.settings(),
+            response=response.text,
+            prompt_tokens=response.prompt_tokens,
+            completion_tokens=response.completion_tokens,
+            structured=response.structured,
+            finish_reason=response.finish_reason,
+            latency_s=time.perf_counter() - started,
+        )
+        self.store.put_call(record)
+        self._ledger(key, role, sent=True)
+        usage = self.stats.role(role)
+        usage.sent += 1
+        usage.prompt_tokens += response.prompt_tokens
+        usage.completion_tokens += response.completion_tokens
+        price = self.settings.price(model.provider, model.name)
+        if price is None:
+            usage.unpriced += 1
+        else:
+            usage.cost += price.cost(response.prompt_tokens, response.completion_tokens)
+        return record
+
+    def _ledger(self, key: str, role: str, *, sent: bool) -> None:
+        if self.run_id is not None and not self.estimate:
+            self.store.record_use(self.run_id, key, role, sent)
+
+    # --- estimate mode ------------------------------------------------------------------
+
+    def _synthetic(self, model: Model, role: str, request: ChatRequest, key: str) -> CallRecord:
+        chars_per_token, completion = self._calibration(model, role, request.max_tokens)
+        text_chars = sum(len(m["content"]) for m in request.messages)
+        prompt_tokens = int(text_chars / chars_per_token) + 4 * len(request.messages)
+        completion_tokens = int(completion)
+        usage = self.stats.role(role)
+        usage.sent += 1
+        usage.prompt_tokens += prompt_tokens
+        usage.completion_tokens += completion_tokens
+        price = self.settings.price(model.provider, model.name)
+        if price is None:
+            usage.unpriced += 1
+        else:
+            usage.cost += price.cost(prompt_tokens, completion_tokens)
+        return CallRecord(
+            key=key,
+            provider=model.provider,
+            model=model.name,
+            role=role,
+            messages=list(request.messages),
+            settings=request.settings(),
+            response="",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            structured=request.json_schema is not None,
+            finish_reason="estimate",
+            latency_s=0.0,
+            synthetic=True,
+        )
+
+    def _calibration(self, model: Model, role: str, max_tokens: int) -> tuple[float, float]:
+        """Characters per prompt token and mean completion tokens, from this model's history.
+
+        Without history: 4 characters per token and the full max_tokens (an upper bound).
+        """
+        cache_key = (model.identity, role)
+        if cache_key not in self._history:
+            rows = self.store.db.execute(
+                "SELECT messages, prompt_tokens, completion_tokens FROM calls "
+                "WHERE provider = ? AND model = ? AND role = ? AND prompt_tokens > 0 LIMIT 500",
+                (model.provider, model.name, role),
+            ).fetchall()
+            if len(rows) >= 5:
+                chars = sum(sum(len(m["content"]) for m in json.loads(r[0])) for r in rows)
+                tokens = sum(r[1] for r in rows)
+                self._history[cache_key] = (chars / tokens, sum(r[2] for r in rows) / len(rows))
+            else:
+                self._history[cache_key] = (4.0, float("nan"))
+        chars_per_token, completion = self._history[cache_key]
+        if completion != completion:  # nan: no history
+            completion = float(max_tokens)
+        return chars_per_token, min(completion, float(max_tokens))
