@@ -178,7 +178,7 @@ def make_run(
             skill_ids, topic_id = ITEMS[item_id]
             criteria = [f"skill:{s}" for s in skill_ids]
             generations = [
-                GenerationScore(r, d, score(d, criteria) if d else None, p) for r, d, p in gens
+                GenerationScore(r, d, score(d, criteria) if d else None, p, d) for r, d, p in gens
             ]
             items.append(
                 ItemResult(

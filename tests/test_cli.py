@@ -33,10 +33,10 @@ def test_run_twice_second_makes_zero_calls_same_metrics(tmp_path: Path, server: 
     first = skillmix(*args, cwd=tmp_path)
     sent = len(server.requests)
     assert sent == 2 * 3 * (2 + 3)
-    assert f"model calls: {sent} sent" in first.stderr
+    assert f"model calls (this invocation): {sent} sent" in first.stderr
     second = skillmix(*args, cwd=tmp_path)
     assert len(server.requests) == sent
-    assert "model calls: 0 sent" in second.stderr
+    assert "model calls (this invocation): 0 sent" in second.stderr
     assert f"{sent} answered from the store" in second.stderr
     table = lambda out: out[: out.index("aggregation:")]  # noqa: E731
     assert table(first.stdout) == table(second.stdout)

@@ -55,6 +55,6 @@ def test_embedded_student_and_judge_end_to_end(tmp_path: Path):
             assert row["scored"] == 0 or 0.0 <= value <= 1.0
 
     second = skillmix(*args, cwd=tmp_path)
-    assert "model calls: 0 sent" in second.stderr
+    assert "model calls (this invocation): 0 sent" in second.stderr
     table = lambda out: out[: out.index("aggregation:")]  # noqa: E731
     assert table(first.stdout) == table(second.stdout)

@@ -3,8 +3,8 @@
 SPEC section 4: when several judges grade the same answers, their agreement is reported
 per criterion: Cohen's kappa for two judges, Krippendorff's alpha (nominal) for more.
 The unit of comparison is one criterion of one generation round of one item, using each
-judge's decided verdict (majority over its grading rounds, after the naming penalty).
-"length" is computed in code and identical for every judge, so it is left out.
+judge's own verdict (majority over its grading rounds, before the naming penalty, which
+would make every judge agree on a named skill). "length" is computed in code, so it is left out.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def judge_agreement(scores: RunScores) -> list[AgreementRow]:
             values: list[int | None] = []
             for judge in judges:
                 gen = by_judge.get(judge)
-                value = gen.decided.get(criterion) if gen and gen.decided else None
+                value = gen.voted.get(criterion) if gen and gen.voted else None
                 values.append(None if value is None else int(value))
             grouped[_criterion_group(criterion)].append(values)
             grouped["all"].append(values)

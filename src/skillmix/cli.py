@@ -7,8 +7,9 @@ import json
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 from pydantic import ValidationError
@@ -26,8 +27,11 @@ from rich.table import Table
 from skillmix.analytics.frequency import read_frequencies
 from skillmix.catalog.load import BUILTIN, CatalogError, load_catalog
 from skillmix.config import Decoding, RunConfig, load_config_file
-from skillmix.models import ModelError, resolve_model
-from skillmix.protocol.engine import Engine, RunError
+from skillmix.metrics import Aggregation
+from skillmix.models import ModelError, Settings, load_settings, resolve_model
+from skillmix.models.settings import SettingsError
+from skillmix.protocol.calls import CallStats
+from skillmix.protocol.engine import BudgetReached, Engine, RunError
 from skillmix.report import build_report, render_report, write_report
 from skillmix.sampling import SamplingError, combinations_count, elementary_symmetric
 from skillmix.store import Store, StoreError
@@ -290,144 +294,195 @@ def catalog_filter(
     )
 
 
-# --- run ---------------------------------------------------------------------------------------
+# --- run and estimate -----------------------------------------------------------------------
+
+
+def run_options(func: Any) -> Any:
+    """The options that define a run, shared by `run` and `estimate`."""
+    options = [
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(exists=True),
+            help="TOML/YAML file of run settings (flags override it).",
+        ),
+        click.option("--student", help="Model under test, provider:model (default: embedded)."),
+        click.option("--judge", "judges", multiple=True, help="Judge model; repeat for several."),
+        click.option(
+            "--k", "k_values", multiple=True, help="Skills per item, e.g. --k 2 --k 3 or --k 2,3."
+        ),
+        click.option("--items", type=int, help="Items per k (default 10)."),
+        click.option("--generation-rounds", type=int, help="Independent generations per item (3)."),
+        click.option("--grading-rounds", type=int, help="Independent gradings per generation (3)."),
+        click.option("--seed", type=int, help="Seed for items and decoding (0)."),
+        catalog_option,
+        click.option("--templates", help="Prompt template version (v1)."),
+        click.option("--student-max-tokens", type=int),
+        click.option("--judge-max-tokens", type=int),
+        click.option("--temperature", type=float, help="Student temperature (0.7)."),
+        click.option("--judge-temperature", type=float, help="Judge temperature (0.7)."),
+        click.option(
+            "--no-naming-penalty", is_flag=True, help="Do not zero skills named in the text."
+        ),
+        click.option(
+            "--no-structured", is_flag=True, help="Never ask judges for structured output."
+        ),
+        click.option(
+            "--split",
+            "split_part",
+            type=click.Choice(["train", "held-out"]),
+            help="Evaluate on one side of a train/held-out split (--held-out-*).",
+        ),
+        click.option(
+            "--held-out-skills", type=float, default=0.0, help="Share of skills held out."
+        ),
+        click.option(
+            "--held-out-topics", type=float, default=0.0, help="Share of topics held out."
+        ),
+        click.option("--held-out-category", multiple=True, help="Skill category held out whole."),
+        click.option("--split-seed", type=int, default=0, help="Seed of the split."),
+        click.option(
+            "--settings",
+            "settings_file",
+            type=click.Path(exists=True),
+            help="Model settings and prices (default: ./skillmix.toml if present).",
+        ),
+        click.option(
+            "--pricing",
+            type=click.Path(exists=True),
+            help="Extra prices: TOML/YAML of model = {input, output} USD per 1M tokens.",
+        ),
+        store_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@dataclass
+class _Prepared:
+    config: RunConfig
+    engine: Engine
+    settings: Settings
+
+
+def _prepare(
+    opts: dict[str, Any],
+    *,
+    max_cost: float | None = None,
+    dry_run: bool = False,
+    workers: int | None = None,
+) -> _Prepared:
+    """Turn CLI options into a config, models and an engine; user errors become UserError."""
+    settings_data: dict[str, Any] = (
+        load_config_file(opts["config_file"]) if opts["config_file"] else {}
+    )
+    flags = {
+        "student": opts["student"],
+        "judges": opts["judges"] or None,
+        "k": _ints(opts["k_values"]) or None,
+        "items": opts["items"],
+        "generation_rounds": opts["generation_rounds"],
+        "grading_rounds": opts["grading_rounds"],
+        "seed": opts["seed"],
+        "catalog": opts["catalog_sources"] or None,
+        "templates": opts["templates"],
+    }
+    settings_data.update({key: value for key, value in flags.items() if value is not None})
+    for role, tokens, temp in (
+        ("student", opts["student_max_tokens"], opts["temperature"]),
+        ("judge", opts["judge_max_tokens"], opts["judge_temperature"]),
+    ):
+        decoding = dict(settings_data.get(f"{role}_decoding", {}))
+        if tokens:
+            decoding["max_tokens"] = tokens
+        if temp is not None:
+            decoding["temperature"] = temp
+        if decoding:
+            default = getattr(RunConfig(), f"{role}_decoding")
+            settings_data[f"{role}_decoding"] = Decoding(**{**default.model_dump(), **decoding})
+    if opts["no_naming_penalty"]:
+        settings_data["naming_penalty"] = False
+    if opts["no_structured"]:
+        settings_data["structured"] = False
+    if opts["split_part"]:
+        settings_data["split"] = {
+            "part": opts["split_part"],
+            "skills": opts["held_out_skills"],
+            "topics": opts["held_out_topics"],
+            "categories": opts["held_out_category"],
+            "seed": opts["split_seed"],
+        }
+    try:
+        config = RunConfig(**settings_data)
+    except ValidationError as err:
+        raise UserError(f"invalid settings:\n{err}") from err
+    try:
+        settings = load_settings(opts["settings_file"], opts["pricing"])
+    except SettingsError as err:
+        raise UserError(str(err)) from err
+    cat = _catalog(config.catalog)
+    try:
+        student_model = resolve_model(config.student, settings)
+        judge_models = [resolve_model(j, settings) for j in config.judges]
+    except ModelError as err:
+        raise UserError(str(err)) from err
+    store = _store(opts["store_path"])
+    try:
+        engine = Engine(
+            store,
+            config,
+            cat,
+            student_model,
+            judge_models,
+            settings=settings,
+            max_cost=max_cost,
+            dry_run=dry_run,
+            workers=workers,
+        )
+        engine.sample()
+        engine.calls.check_prices(engine.models)
+    except (SamplingError, ModelError) as err:
+        raise UserError(str(err)) from err
+    return _Prepared(config, engine, settings)
 
 
 @main.command()
-@click.option("--config", "config_file", type=click.Path(exists=True), help="TOML/YAML settings.")
-@click.option("--student", help="Model under test, provider:model (default: embedded).")
-@click.option("--judge", "judges", multiple=True, help="Judge model; repeat for several.")
+@run_options
 @click.option(
-    "--k", "k_values", multiple=True, help="Skills per item, e.g. --k 2 --k 3 or --k 2,3."
+    "--max-cost",
+    type=float,
+    help="Stop sending requests once this invocation has spent this many USD.",
 )
-@click.option("--items", type=int, help="Items per k (default 10).")
-@click.option("--generation-rounds", type=int, help="Independent generations per item (3).")
-@click.option("--grading-rounds", type=int, help="Independent gradings per generation (3).")
-@click.option("--seed", type=int, help="Seed for items and decoding (0).")
-@catalog_option
-@click.option("--templates", help="Prompt template version (v1).")
-@click.option("--student-max-tokens", type=int)
-@click.option("--judge-max-tokens", type=int)
-@click.option("--temperature", type=float, help="Student temperature (0.7).")
-@click.option("--judge-temperature", type=float, help="Judge temperature (0.7).")
-@click.option("--no-naming-penalty", is_flag=True, help="Do not zero skills named in the text.")
-@click.option("--no-structured", is_flag=True, help="Never ask judges for structured output.")
-@click.option(
-    "--split",
-    "split_part",
-    type=click.Choice(["train", "held-out"]),
-    help="Evaluate on one side of a train/held-out split (set by the --held-out-* options).",
-)
-@click.option("--held-out-skills", type=float, default=0.0, help="Share of skills held out.")
-@click.option("--held-out-topics", type=float, default=0.0, help="Share of topics held out.")
-@click.option("--held-out-category", multiple=True, help="Skill category held out whole.")
-@click.option("--split-seed", type=int, default=0, help="Seed of the split.")
-@store_option
+@click.option("--workers", type=int, help="Work units in flight (default: 2 x concurrency).")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="Folder for report files.")
 @click.option("--aggregation", type=click.Choice(["max", "mean", "best"]), default="max")
 def run(
-    config_file: str | None,
-    student: str | None,
-    judges: tuple[str, ...],
-    k_values: tuple[str, ...],
-    items: int | None,
-    generation_rounds: int | None,
-    grading_rounds: int | None,
-    seed: int | None,
-    catalog_sources: tuple[str, ...],
-    templates: str | None,
-    student_max_tokens: int | None,
-    judge_max_tokens: int | None,
-    temperature: float | None,
-    judge_temperature: float | None,
-    no_naming_penalty: bool,
-    no_structured: bool,
-    split_part: str | None,
-    held_out_skills: float,
-    held_out_topics: float,
-    held_out_category: tuple[str, ...],
-    split_seed: int,
-    store_path: str,
-    out: str,
-    aggregation: str,
+    max_cost: float | None, workers: int | None, out: str, aggregation: str, **opts: Any
 ) -> None:
     """Run (or resume) a Skill-Mix evaluation and print its metrics.
 
     The same arguments give the same run: re-running resumes it and asks no model again
-    for anything already answered.
+    for anything already answered, in this run or any other in the store.
     """
-    settings: dict[str, Any] = load_config_file(config_file) if config_file else {}
-    flags = {
-        "student": student,
-        "judges": judges or None,
-        "k": _ints(k_values) or None,
-        "items": items,
-        "generation_rounds": generation_rounds,
-        "grading_rounds": grading_rounds,
-        "seed": seed,
-        "catalog": catalog_sources or None,
-        "templates": templates,
-    }
-    settings.update({key: value for key, value in flags.items() if value is not None})
-    defaults = RunConfig()
-    settings["student_decoding"] = Decoding(
-        **{
-            **defaults.student_decoding.model_dump(),
-            **settings.get("student_decoding", {}),
-            **({"max_tokens": student_max_tokens} if student_max_tokens else {}),
-            **({"temperature": temperature} if temperature is not None else {}),
-        }
-    )
-    settings["judge_decoding"] = Decoding(
-        **{
-            **defaults.judge_decoding.model_dump(),
-            **settings.get("judge_decoding", {}),
-            **({"max_tokens": judge_max_tokens} if judge_max_tokens else {}),
-            **({"temperature": judge_temperature} if judge_temperature is not None else {}),
-        }
-    )
-    if no_naming_penalty:
-        settings["naming_penalty"] = False
-    if no_structured:
-        settings["structured"] = False
-    if split_part:
-        settings["split"] = {
-            "part": split_part,
-            "skills": held_out_skills,
-            "topics": held_out_topics,
-            "categories": held_out_category,
-            "seed": split_seed,
-        }
-    try:
-        config = RunConfig(**settings)
-    except ValidationError as err:
-        raise UserError(f"invalid settings:\n{err}") from err
-
-    cat = _catalog(config.catalog)
-    try:
-        student_model = resolve_model(config.student)
-        judge_models = [resolve_model(j) for j in config.judges]
-    except ModelError as err:
-        raise UserError(str(err)) from err
-    store = _store(store_path)
-
+    prepared = _prepare(opts, max_cost=max_cost, workers=workers)
+    config, engine = prepared.config, prepared.engine
     progress = _progress()
-    try:
-        engine = Engine(store, config, cat, student_model, judge_models)
-        engine.sample()
-    except SamplingError as err:
-        raise UserError(str(err)) from err
-    bars = {stage: progress.add_task(stage, total=total) for stage, total in engine.totals.items()}
+    bars = {stage: progress.add_task(stage, total=n) for stage, n in engine.totals.items()}
     engine.advance = lambda stage: progress.advance(bars[stage])
     err_console.print(
         f"run [bold]{engine.run_id}[/]: student {config.student}, judge(s) "
         f"{', '.join(config.judges)}, k={list(config.k)}, {config.items} item(s) per k, "
-        f"catalog {cat.short_hash}, store {store_path}",
+        f"catalog {engine.catalog.short_hash}, store {engine.store.path}",
         highlight=False,
     )
     try:
         with progress:
             result = asyncio.run(engine.run())
+    except BudgetReached as err:
+        _print_usage(engine.calls.stats, "this invocation")
+        err_console.print(f"[yellow]paused[/]: {err}", highlight=False)
+        sys.exit(3)
     except RunError as err:
         raise UserError(str(err)) from err
     except KeyboardInterrupt:
@@ -435,17 +490,133 @@ def run(
             "[yellow]interrupted[/]: answers so far are saved; re-run the same command to resume"
         )
         sys.exit(130)
-    stats = result.stats
-    roles = ", ".join(f"{role} {n}" for role, n in stats.by_role.items()) or "none"
-    err_console.print(
-        f"model calls: {stats.sent} sent ({roles}), {stats.cached} answered from the store; "
-        f"{result.unparsed_rounds} unparsed grading round(s)",
-        highlight=False,
+    _print_usage(result.stats, "this invocation")
+    if result.retries:
+        err_console.print(
+            "retries: " + ", ".join(f"{cause} x{n}" for cause, n in sorted(result.retries.items())),
+            highlight=False,
+        )
+    report = build_report(
+        engine.store, result.run_id, cast(Aggregation, aggregation), settings=prepared.settings
     )
-    report = build_report(store, result.run_id, aggregation)  # type: ignore[arg-type]
     render_report(report, console)
     paths = write_report(report, Path(out) / result.run_id)
     err_console.print(f"report files: {paths[0].parent}/", highlight=False)
+
+
+def _print_usage(stats: CallStats, label: str) -> None:
+    roles = ", ".join(f"{role} {n}" for role, n in stats.by_role.items()) or "none"
+    unpriced = sum(r.unpriced for r in stats.roles.values())
+    cost = f"${stats.cost:.4f}" + (f" (+{unpriced} calls without a price)" if unpriced else "")
+    err_console.print(
+        f"model calls ({label}): {stats.sent} sent ({roles}), {stats.cached} answered from "
+        f"the store; cost {cost}",
+        highlight=False,
+    )
+
+
+@main.command()
+@run_options
+def estimate(**opts: Any) -> None:
+    """Predict the calls, tokens and cost of a run before starting it.
+
+    Walks the same protocol as `run` without sending anything: answers already in the
+    store count as free; new calls are estimated from this model's history in the store
+    (characters per token, mean completion length) or, without history, from 4 characters
+    per token and the full max-tokens (an upper bound).
+    """
+    prepared = _prepare(opts, dry_run=True)
+    engine = prepared.engine
+    result = asyncio.run(engine.run())
+    table = Table(
+        "role",
+        "calls to send",
+        "from store",
+        "prompt tokens",
+        "completion tokens",
+        "cost (USD)",
+        title=f"estimate for {engine.run_id}",
+        title_justify="left",
+    )
+    for role, usage in result.stats.roles.items():
+        cost = f"{usage.cost:.4f}" + (" + unpriced" if usage.unpriced else "")
+        table.add_row(
+            role,
+            f"{usage.sent:,}",
+            f"{usage.cached:,}",
+            f"≈{usage.prompt_tokens:,}",
+            f"≈{usage.completion_tokens:,}",
+            cost,
+        )
+    console.print(table)
+    stats = result.stats
+    console.print(f"total: {stats.sent:,} calls to send, ≈${stats.cost:.4f}")
+    unpriced = {
+        m.spec for m in engine.models if prepared.settings.price(m.provider, m.name) is None
+    }
+    if unpriced:
+        console.print(f"no price known for {', '.join(sorted(unpriced))}: add [pricing] entries")
+
+
+# --- cache ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def cache() -> None:
+    """The response cache shared by every run in a store."""
+
+
+@cache.command("stats")
+@store_option
+def cache_stats(store_path: str) -> None:
+    """Cached answers per provider, model and role."""
+    store = _store(store_path)
+    table = Table(
+        "provider",
+        "model",
+        "role",
+        "answers",
+        "prompt tok",
+        "completion tok",
+        "MB",
+        "unreferenced",
+        title=f"response cache in {store.path}",
+    )
+    for row in store.cache_stats():
+        table.add_row(
+            row["provider"],
+            row["model"],
+            row["role"],
+            f"{row['calls']:,}",
+            f"{row['prompt_tokens']:,}",
+            f"{row['completion_tokens']:,}",
+            f"{row['bytes'] / 1e6:.2f}",
+            f"{row['unreferenced']:,}",
+        )
+    console.print(table)
+    console.print(f"store file: {store.path.stat().st_size / 1e6:.2f} MB")
+
+
+@cache.command("prune")
+@store_option
+@click.option("--older-than", type=float, help="Only answers older than this many days.")
+@click.option("--model", help="Only answers of this model (name or provider:name).")
+@click.option("--unreferenced", is_flag=True, help="Only answers no run has used.")
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
+def cache_prune(
+    store_path: str, older_than: float | None, model: str | None, unreferenced: bool, dry_run: bool
+) -> None:
+    """Delete cached answers (stored generations keep their turns unless --model names them)."""
+    if older_than is None and model is None and not unreferenced:
+        raise UserError("say what to prune: --older-than DAYS, --model NAME and/or --unreferenced")
+    store = _store(store_path)
+    n = store.prune_cache(
+        older_than_s=None if older_than is None else older_than * 86400,
+        model=model,
+        unreferenced_only=unreferenced,
+        dry_run=dry_run,
+    )
+    console.print(f"{'would delete' if dry_run else 'deleted'} {n:,} cached answer(s)")
 
 
 # --- report, show, runs --------------------------------------------------------------------------
@@ -464,12 +635,33 @@ def _latest_run(store: Store) -> str:
 @click.option("--aggregation", type=click.Choice(["max", "mean", "best"]), default="max")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="Folder for report files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def report(run_id: str | None, store_path: str, aggregation: str, out: str, as_json: bool) -> None:
+@click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(exists=True),
+    help="Model settings and prices (default: ./skillmix.toml if present).",
+)
+@click.option("--pricing", type=click.Path(exists=True), help="Extra prices (TOML/YAML).")
+def report(
+    run_id: str | None,
+    store_path: str,
+    aggregation: str,
+    out: str,
+    as_json: bool,
+    settings_file: str | None,
+    pricing: str | None,
+) -> None:
     """Metrics of a stored run (the latest by default), as a table and JSON/CSV files."""
     store = _store(store_path)
     try:
-        rep = build_report(store, run_id or _latest_run(store), aggregation)  # type: ignore[arg-type]
-    except StoreError as err:
+        settings = load_settings(settings_file, pricing)
+        rep = build_report(
+            store,
+            run_id or _latest_run(store),
+            cast(Aggregation, aggregation),
+            settings=settings,
+        )
+    except (StoreError, SettingsError) as err:
         raise UserError(str(err)) from err
     paths = write_report(rep, Path(out) / rep.run_id)
     if as_json:

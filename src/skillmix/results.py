@@ -31,6 +31,7 @@ class GenerationScore:
     decided: dict[str, int] | None  # None: no parsed grading round (unscored)
     scores: Scores | None
     penalized: list[str]  # skill ids whose point the naming penalty removed
+    voted: dict[str, int] | None = None  # the judge's own majority, before code criteria
 
 
 @dataclass
@@ -89,7 +90,8 @@ def score_run(store: Store, run_id: str, aggregation: Aggregation = "max") -> Ru
                 if gen is None or not rounds:
                     missing += 1
                     continue
-                decided = majority_vote(rounds)
+                voted = majority_vote(rounds)
+                decided = None if voted is None else dict(voted)
                 penalized: list[str] = []
                 scores = None
                 if decided is not None:
@@ -101,7 +103,7 @@ def score_run(store: Store, run_id: str, aggregation: Aggregation = "max") -> Ru
                                 penalized.append(skill_id)
                             decided[criterion] = 0
                     scores = score(decided, skill_criteria)
-                gen_scores.append(GenerationScore(gen_round, decided, scores, penalized))
+                gen_scores.append(GenerationScore(gen_round, decided, scores, penalized, voted))
             results.append(
                 ItemResult(
                     item_id=item["item_id"],

@@ -9,6 +9,7 @@ server says how long to wait (Retry-After), holds every new request until then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 
@@ -39,10 +40,8 @@ class AdaptiveLimiter:
                     self.active += 1
                     return
                 if wait > 0:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._condition.wait(), timeout=wait)
-                    except TimeoutError:
-                        pass
                 else:
                     await self._condition.wait()
 

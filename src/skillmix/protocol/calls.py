@@ -106,8 +106,7 @@ class CallCache:
             return await asyncio.shield(self._inflight[key])
         if self.max_cost is not None and self.stats.cost >= self.max_cost:
             raise BudgetExhausted(
-                f"budget reached: ${self.stats.cost:.4f} spent of --max-cost "
-                f"${self.max_cost:.4f}"
+                f"budget reached: ${self.stats.cost:.4f} spent of --max-cost ${self.max_cost:.4f}"
             )
         future: asyncio.Future[CallRecord] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future

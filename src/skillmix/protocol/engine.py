@@ -213,9 +213,7 @@ class Engine:
             "student",
             ChatRequest(tuple(turn1), decoding.temperature, decoding.max_tokens, seed),
         )
-        turn2 = prompts.generation_turn2(
-            self.templates, skills, topic, turn1, _text_of(first)
-        )
+        turn2 = prompts.generation_turn2(self.templates, skills, topic, turn1, _text_of(first))
         second = await self.calls.call(
             self.student,
             "student",
@@ -291,8 +289,14 @@ class Engine:
             )
             record = await self.calls.call(judge, "judge", request)
             if record.synthetic:  # estimate mode: assume the verdict parses
-                save(status="parsed", method="estimate", verdicts=None, reason=None,
-                     attempts=1, call_keys=[])
+                save(
+                    status="parsed",
+                    method="estimate",
+                    verdicts=None,
+                    reason=None,
+                    attempts=1,
+                    call_keys=[],
+                )
                 return
             keys.append(record.key)
             parsed = parse_verdict(record.response, rubric)

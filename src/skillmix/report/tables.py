@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from skillmix.agreement import AgreementRow, combined_scores, judge_agreement
 from skillmix.metrics import METRICS, Aggregation
+from skillmix.models.settings import Settings
 from skillmix.results import RunScores, SummaryRow, breakdown, score_run, summarize
 from skillmix.store import Store
 
@@ -34,6 +37,8 @@ class Report:
     breakdowns: dict[str, list[dict[str, Any]]]
     warnings: list[str]
     scores: RunScores
+    agreement: list[AgreementRow]
+    usage: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +54,8 @@ class Report:
                 "methods": self.scores.methods,
             },
             "metrics": [r.to_dict() for r in self.rows],
+            "agreement": [dataclasses.asdict(a) for a in self.agreement],
+            "usage": self.usage,
             "breakdowns": self.breakdowns,
         }
 
@@ -59,10 +66,15 @@ def build_report(
     aggregation: Aggregation = "max",
     level: float = 0.95,
     resamples: int = 2000,
+    settings: Settings | None = None,
 ) -> Report:
     scores = score_run(store, run_id, aggregation)
     run = scores.run
     rows = summarize(scores, level=level, resamples=resamples)
+    combined = combined_scores(scores)
+    if combined:
+        combined_run = dataclasses.replace(scores, items=combined)
+        rows += summarize(combined_run, level=level, resamples=resamples)
     warnings = []
     for judge in run["config"]["judges"]:
         if judge.split(":")[0] == "embedded":
@@ -85,6 +97,13 @@ def build_report(
     penalized = sum(r.penalized for r in rows)
     if penalized:
         warnings.append(f"the naming penalty removed {penalized} skill point(s)")
+    usage = store.usage(run["id"])
+    settings = settings or Settings()
+    for row in usage:
+        price = settings.price(row["provider"], row["model"])
+        row["cost_usd"] = (
+            None if price is None else price.cost(row["prompt_tokens"], row["completion_tokens"])
+        )
     return Report(
         run_id=run["id"],
         config=run["config"],
@@ -95,6 +114,8 @@ def build_report(
         breakdowns={by: breakdown(scores, by) for by in ("skill", "category", "topic")},
         warnings=warnings,
         scores=scores,
+        agreement=judge_agreement(scores),
+        usage=usage,
     )
 
 
@@ -130,6 +151,45 @@ def render_report(report: Report, console: Console) -> None:
         f"majority vote over {cfg['grading_rounds']} grading round(s); "
         f"naming penalty {'on' if cfg.get('naming_penalty', True) else 'off'}"
     )
+    if report.agreement:
+        agreement = Table(
+            "criterion",
+            "statistic",
+            "value",
+            "raw agreement",
+            "units",
+            title="judge agreement (each judge's majority verdict, before the naming penalty)",
+            title_justify="left",
+        )
+        for a in report.agreement:
+            value = "—" if a.value != a.value else f"{a.value:.2f}"
+            raw = "—" if a.raw_agreement != a.raw_agreement else f"{a.raw_agreement:.0%}"
+            agreement.add_row(a.criterion, a.statistic.replace("_", " "), value, raw, str(a.units))
+        console.print(agreement)
+    if report.usage:
+        usage = Table(
+            "role",
+            "model",
+            "calls",
+            "paid",
+            "prompt tok",
+            "completion tok",
+            "cost USD",
+            title="calls used by this run",
+            title_justify="left",
+        )
+        for u in report.usage:
+            cost = "unpriced" if u["cost_usd"] is None else f"{u['cost_usd']:.4f}"
+            usage.add_row(
+                u["role"],
+                f"{u['provider']}:{u['model']}",
+                f"{u['calls']:,}",
+                "yes" if u["sent"] else "reused",
+                f"{u['prompt_tokens']:,}",
+                f"{u['completion_tokens']:,}",
+                cost if u["sent"] else "0",
+            )
+        console.print(usage)
     for warning in report.warnings:
         console.print(Panel(warning, title="warning", border_style="yellow"))
 

@@ -322,7 +322,9 @@ class Store:
                 "SELECT turn2_key FROM generations)"
             )
         where = " AND ".join(conditions)
-        count = int(self.db.execute(f"SELECT COUNT(*) FROM calls WHERE {where}", params).fetchone()[0])
+        count = int(
+            self.db.execute(f"SELECT COUNT(*) FROM calls WHERE {where}", params).fetchone()[0]
+        )
         if not dry_run and count:
             with self.transaction():
                 self.db.execute(f"DELETE FROM calls WHERE {where}", params)
