@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ class Reply:
     raw: str | None = None  # send this body verbatim (for malformed responses)
     delay_s: float = 0.0
     headers: dict[str, str] | None = None
+    drop: bool = False  # close the connection without answering
 
 
 Policy = Callable[[dict[str, Any]], Reply]
@@ -68,6 +70,64 @@ def honest_policy(body: dict[str, Any]) -> Reply:
     return Reply("Answer: " + " ".join(sentences) + "\nExplanation: it does.")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (timeout, dropped connection) is expected here, not an error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+FAULTS = ("429-retry-after", "429", "500", "slow", "drop", "invalid-json", "empty")
+
+
+class FaultInjector:
+    """Wraps a policy: the first time a request is seen it may fail in one of FAULTS.
+
+    Which fault (or none) is chosen from a hash of the request, so the same run meets the
+    same faults; a repeated request always gets the real answer, so a client that retries
+    correctly ends with exactly the answers of a clean server. `slow_s` must exceed the
+    client's timeout.
+    """
+
+    def __init__(self, policy: Policy = honest_policy, slow_s: float = 1.0, rate: int = 2):
+        self.policy = policy
+        self.slow_s = slow_s
+        self.rate = rate  # one request in `rate` faults on first sight
+        self.seen: dict[str, int] = {}
+        self.injected: dict[str, int] = dict.fromkeys(FAULTS, 0)
+        self._lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        key = json.dumps(body, sort_keys=True)
+        with self._lock:
+            attempt = self.seen.get(key, 0)
+            self.seen[key] = attempt + 1
+        digest = _digest(key, "fault")
+        if attempt > 0 or digest % self.rate:
+            return self.policy(body)
+        fault = FAULTS[(digest // self.rate) % len(FAULTS)]
+        with self._lock:
+            self.injected[fault] += 1
+        if fault == "429-retry-after":
+            return Reply(status=429, raw='{"error": "rate"}', headers={"Retry-After": "0.05"})
+        if fault == "429":
+            return Reply(status=429, raw='{"error": "rate"}')
+        if fault == "500":
+            return Reply(status=500, raw='{"error": "internal"}')
+        if fault == "slow":
+            reply = self.policy(body)
+            reply.delay_s = self.slow_s
+            return reply
+        if fault == "drop":
+            return Reply(drop=True)
+        if fault == "invalid-json":
+            return Reply(status=200, raw='{"choices": [{"message": ')
+        return Reply("")
+
+
 class ScriptedServer:
     """Start with `with ScriptedServer(policy) as server:`; `server.base_url` ends in /v1."""
 
@@ -99,6 +159,10 @@ class ScriptedServer:
                 reply = server.policy(body)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return None
                 if reply.raw is not None:
                     return self._send(reply.status, reply.raw, reply.headers)
                 payload = {
@@ -126,7 +190,7 @@ class ScriptedServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

@@ -48,7 +48,7 @@ def test_embedded_student_and_judge_end_to_end(tmp_path: Path):
     assert [(m["k"], m["items"]) for m in report["metrics"]] == [(2, 2), (3, 2)]
     methods = report["grading"]["methods"]
     # Grammar-constrained JSON verdicts from llama.cpp: the parser fallback is not needed.
-    assert methods.get("schema", 0) + methods.get("empty-answer", 0) == 8
+    assert methods.get("schema:grammar", 0) + methods.get("empty-answer", 0) == 8
     for row in report["metrics"]:
         for name in ("full_marks", "all_skills", "skill_fraction"):
             value = row[name]["mean"]

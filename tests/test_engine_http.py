@@ -37,7 +37,7 @@ def test_full_run_structured_and_text_judges(tmp_path: Path, server: ScriptedSer
     assert result.stats.sent == 2 * 6 * 2 * (2 + 3) == len(server.requests)
     assert result.stats.cached == 0 and result.unparsed_rounds == 0
     grades = store.grades(result.run_id)
-    assert {g["method"] for g in grades} == {"schema"}
+    assert {g["method"] for g in grades} == {"schema:json_schema"}
     # The judge saw the task as the student saw it: skill definitions are in the prompt.
     judge_prompt = next(
         r for r in server.requests if "Text to grade" in r["messages"][-1]["content"]

@@ -41,7 +41,7 @@ def stored_bodies(store: Path, model: OpenAICompatModel) -> set[str]:
             s["json_schema"],
             s["sample"],
         )
-        bodies.add(canonical(model._body(request, structured=s["json_schema"] is not None)))
+        bodies.add(canonical(model._body(request, "json_schema" if s["json_schema"] else "")))
     db.close()
     return bodies
 

@@ -57,7 +57,9 @@ class ChatResponse:
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    structured: bool = False  # the output was produced under a schema/grammar constraint
+    # How the output was constrained: "" (free text), or the mechanism ("json_schema",
+    # "json_object", "grammar", "guided"); providers may also set True for "constrained".
+    structured: str | bool = ""
     finish_reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -66,8 +68,12 @@ class ChatResponse:
 class Model(Protocol):
     provider: str
     name: str
-    supports_structured: bool
     max_concurrency: int
+
+    @property
+    def supports_structured(self) -> bool:
+        """Whether requests with a JSON schema get constrained decoding."""
+        ...
 
     @property
     def spec(self) -> str: ...

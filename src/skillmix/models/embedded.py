@@ -104,7 +104,7 @@ class EmbeddedModel:
             text=choice["message"].get("content") or "",
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
-            structured=request.json_schema is not None,
+            structured="grammar" if request.json_schema is not None else "",
             finish_reason=str(choice.get("finish_reason") or ""),
         )
 

@@ -48,7 +48,7 @@ def _import_litellm() -> Any:
         # GitHub on import (and retry for seconds when offline).
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         try:
-            litellm = importlib.import_module("litellm")
+            litellm: Any = importlib.import_module("litellm")
         except ImportError as err:
             raise ModelError(f"the litellm provider needs LiteLLM; {INSTALL_HINT}") from err
         litellm.suppress_debug_info = True
@@ -140,8 +140,7 @@ class LiteLLMModel:
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
             "timeout": self.timeout_s,
-            "num_retries": 0,
-            "max_retries": 0,  # the underlying OpenAI SDK client retries on its own otherwise
+            "num_retries": 0,  # retries happen in complete(), where they are counted
         }
         if self.base_url:
             kwargs["api_base"] = self.base_url
@@ -165,7 +164,9 @@ class LiteLLMModel:
             choice = response.choices[0]
             text = choice.message.content or ""
         except (AttributeError, IndexError, TypeError) as err:
-            raise _Retry(f"{self.spec}: malformed response: {response!r:.200}", "malformed") from err
+            raise _Retry(
+                f"{self.spec}: malformed response: {response!r:.200}", "malformed"
+            ) from err
         usage = getattr(response, "usage", None)
         return ChatResponse(
             text=text,
@@ -183,9 +184,14 @@ class LiteLLMModel:
         status = getattr(err, "status_code", None)
         if isinstance(err, litellm.Timeout):
             return _Retry(f"{self.spec}: no answer within {self.timeout_s:g}s{where}", "timeout")
-        if isinstance(err, litellm.APIConnectionError) and status in (None, 500):
-            # LiteLLM reports unreachable hosts as APIConnectionError with status 500.
-            return _Retry(f"{self.spec}: cannot reach the provider{where}: {detail}", "connection")
+        refused = _connection_failure(err)
+        if refused is not None:
+            # LiteLLM reports an unreachable host as an HTTP 500; the cause says what happened.
+            return _Retry(
+                f"{self.spec}: cannot connect to {self.base_url or 'the provider'} ({refused}); "
+                "is the server running and the base URL right?",
+                "connect",
+            )
         if isinstance(err, litellm.RateLimitError):
             return _Retry(f"{self.spec}: rate limited{where}: {detail}", "429", _retry_after(err))
         if isinstance(err, litellm.NotFoundError) or _names_bad_model(detail):
@@ -226,6 +232,19 @@ class LiteLLMModel:
 def _names_bad_model(detail: str) -> bool:
     lowered = detail.lower()
     return "llm provider not provided" in lowered or "model not found" in lowered
+
+
+def _connection_failure(err: BaseException) -> str | None:
+    """The network error (refused, unreachable, DNS) at the root of `err`, if there is one."""
+    found = None
+    seen: set[int] = set()
+    link: BaseException | None = err
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if isinstance(link, OSError) and not isinstance(link, TimeoutError):
+            found = str(link)  # keep going: the deepest one says it most plainly
+        link = link.__cause__ or link.__context__
+    return found
 
 
 def _retry_after(err: Exception) -> float | None:

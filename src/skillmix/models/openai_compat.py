@@ -75,7 +75,9 @@ class OpenAICompatModel:
         self.timeout_s = timeout_s or s.timeout_s
         self.max_retries = s.max_retries if max_retries is None else max_retries
         self.backoff_s = s.backoff_s if backoff_s is None else backoff_s
-        self.supports_structured = True  # turned off if the server rejects json_schema
+        # Structured-output dialects to try, best first; a server that rejects one moves on to
+        # the next (llama.cpp's server takes json_object + schema, not json_schema).
+        self.structured_modes = ["json_schema", "json_object"]
         self.limiter = AdaptiveLimiter(self.max_concurrency)
         self.retry_causes: Counter[str] = Counter()
         self._session: aiohttp.ClientSession | None = None
@@ -89,6 +91,10 @@ class OpenAICompatModel:
         return f"{self.spec}@{self.base_url}"
 
     @property
+    def supports_structured(self) -> bool:
+        return bool(self.structured_modes)
+
+    @property
     def retries(self) -> int:
         return sum(self.retry_causes.values())
 
@@ -98,7 +104,7 @@ class OpenAICompatModel:
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
-    def _body(self, request: ChatRequest, structured: bool) -> dict[str, Any]:
+    def _body(self, request: ChatRequest, mode: str) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.name,
             "messages": list(request.messages),
@@ -107,29 +113,31 @@ class OpenAICompatModel:
         }
         if request.seed is not None:
             body["seed"] = (request.seed + 7919 * request.sample) % (2**31 - 1)
-        if structured and request.json_schema is not None:
+        if mode == "json_schema" and request.json_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "verdict", "schema": request.json_schema, "strict": True},
             }
+        elif mode == "json_object" and request.json_schema is not None:
+            body["response_format"] = {"type": "json_object", "schema": request.json_schema}
         return body
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        structured = self.supports_structured and request.json_schema is not None
         attempt = 0
         empty = 0
         while True:
+            mode = self.structured_modes[0] if request.json_schema and self.structured_modes else ""
             try:
                 async with self.limiter:
-                    response = await self._post(request, structured)
+                    response = await self._post(request, mode)
                 if not response.text.strip() and empty < EMPTY_RETRIES:
                     empty += 1
                     raise _Retry(f"{self.spec}: empty answer", "empty")
                 self.limiter.on_success()
                 return response
             except _SchemaRejected:
-                self.supports_structured = False
-                structured = False
+                if mode in self.structured_modes:
+                    self.structured_modes.remove(mode)
             except _Retry as err:
                 if attempt >= self.max_retries:
                     raise ModelError(
@@ -144,7 +152,7 @@ class OpenAICompatModel:
                 attempt += 1
                 await asyncio.sleep(min(delay, 60.0))
 
-    async def _post(self, request: ChatRequest, structured: bool) -> ChatResponse:
+    async def _post(self, request: ChatRequest, mode: str) -> ChatResponse:
         url = f"{self.base_url}/chat/completions"
         headers = {"Content-Type": "application/json", **self.headers}
         if self.api_key:
@@ -153,12 +161,14 @@ class OpenAICompatModel:
         try:
             async with session.post(
                 url,
-                json=self._body(request, structured),
+                json=self._body(request, mode),
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             ) as resp:
                 raw = await resp.text()
                 if resp.status != 200:
+                    if mode and resp.status in (400, 422, 500) and "response_format" in raw:
+                        raise _SchemaRejected()
                     raise self._http_error(resp.status, raw, resp.headers.get("Retry-After"))
         except TimeoutError as err:
             raise _Retry(f"{self.spec}: no answer within {self.timeout_s:g}s", "timeout") from err
@@ -183,14 +193,12 @@ class OpenAICompatModel:
             text=text,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
-            structured=structured,
+            structured=mode,
             finish_reason=str(choice.get("finish_reason") or ""),
         )
 
     def _http_error(self, status: int, raw: str, retry_after: str | None) -> Exception:
         detail = raw[:300].strip()
-        if status == 400 and "response_format" in raw:
-            return _SchemaRejected()
         if status in (401, 403):
             return ModelError(
                 f"{self.spec}: HTTP {status} from {self.base_url}: check the API key "

@@ -39,8 +39,10 @@ class _Pending:
 
 
 class VLLMBatchModel:
-    """A model served by an in-process vLLM engine; `engine_kwargs` go to `vllm.LLM`.
+    """A model served by an in-process vLLM engine.
 
+    `engine_kwargs` go to `vllm.LLM` (e.g. `gpu_memory_utilization=0.5, max_model_len=4096`)
+    when the engine is first needed; pass `llm` to use an engine you already created.
     `batch_sizes` records the size of every batch sent to the engine.
     """
 
@@ -54,6 +56,7 @@ class VLLMBatchModel:
         *,
         batch_wait_s: float = DEFAULT_BATCH_WAIT_S,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        llm: Any = None,
         **engine_kwargs: Any,
     ):
         if not name:
@@ -65,7 +68,7 @@ class VLLMBatchModel:
         self.batch_wait_s = batch_wait_s
         self.max_batch_size = max_batch_size
         self.batch_sizes: list[int] = []
-        self._llm: Any = None
+        self._llm: Any = llm
         self._load_error: ModelError | None = None
         self._pending: list[_Pending] = []
         self._wakeup: asyncio.Event | None = None

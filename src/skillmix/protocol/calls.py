@@ -134,7 +134,7 @@ class CallCache:
             response=response.text,
             prompt_tokens=response.prompt_tokens,
             completion_tokens=response.completion_tokens,
-            structured=response.structured,
+            structured=_mode(response.structured),
             finish_reason=response.finish_reason,
             latency_s=time.perf_counter() - started,
         )
@@ -181,7 +181,7 @@ class CallCache:
             response="",
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            structured=request.json_schema is not None,
+            structured="estimate" if request.json_schema is not None else "",
             finish_reason="estimate",
             latency_s=0.0,
             synthetic=True,
@@ -209,3 +209,9 @@ class CallCache:
         if completion != completion:  # nan: no history
             completion = float(max_tokens)
         return chars_per_token, min(completion, float(max_tokens))
+
+
+def _mode(structured: str | bool) -> str:
+    if isinstance(structured, str):
+        return structured
+    return "constrained" if structured else ""

@@ -301,7 +301,9 @@ class Engine:
             keys.append(record.key)
             parsed = parse_verdict(record.response, rubric)
             if isinstance(parsed, ParsedVerdict):
-                method = "schema" if record.structured else f"text:{parsed.method}"
+                method = (
+                    f"schema:{record.structured}" if record.structured else f"text:{parsed.method}"
+                )
                 save(
                     status="parsed",
                     method=method,

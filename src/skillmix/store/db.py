@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS calls (
     response TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
-    structured INTEGER NOT NULL,
+    structured TEXT NOT NULL,
     finish_reason TEXT NOT NULL,
     latency_s REAL NOT NULL,
     created REAL NOT NULL
@@ -112,7 +112,7 @@ class CallRecord:
     response: str
     prompt_tokens: int
     completion_tokens: int
-    structured: bool
+    structured: str  # "" or how the output was constrained ("json_schema", "grammar", ...)
     finish_reason: str
     latency_s: float
     synthetic: bool = False  # made up by `skillmix estimate`, never stored
@@ -250,7 +250,7 @@ class Store:
                 record.response,
                 record.prompt_tokens,
                 record.completion_tokens,
-                int(record.structured),
+                record.structured,
                 record.finish_reason,
                 record.latency_s,
                 time.time(),
@@ -418,7 +418,7 @@ def _call_record(row: sqlite3.Row) -> CallRecord:
         response=row["response"],
         prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"],
-        structured=bool(row["structured"]),
+        structured=row["structured"],
         finish_reason=row["finish_reason"],
         latency_s=row["latency_s"],
     )

@@ -1,0 +1,711 @@
+"""How well does skillmix's orchestrator saturate an OpenAI-compatible backend?
+
+    python bench/throughput.py            # the full benchmark (several minutes)
+    python bench/throughput.py --quick    # small counts: a smoke check (about a minute)
+    python bench/throughput.py --profile  # one cProfile'd full run at concurrency 256
+
+Starts `bench/delay_server.py` (a backend that answers every request after a fixed delay
+and costs as little CPU as it can), then measures, each in a fresh Python process so that
+one measurement cannot inflate another:
+
+  a. full skillmix runs (k=2, 1 generation round, 1 judge with 1 grading round: three
+     requests per item, always sent, because every run gets a fresh SQLite store) at
+     concurrency 1, 16, 64 and 256, against the ideal `concurrency / (3 * delay)` items/s;
+  b. the same workload sent one request at a time with urllib, as the research scripts do;
+  c. plain chat requests at concurrency 64 and 256 through several HTTP clients (raw
+     aiohttp, httpx, the openai SDK with its httpx and aiohttp transports, skillmix's own
+     model class), against the ideal `concurrency / delay` requests/s;
+  d. peak memory (RSS), store size and CPU per item of a 10,000-item run at concurrency
+     256 against a 10 ms server (CPU-bound: its items/s is the orchestrator's ceiling).
+
+Prints markdown tables and writes every number to a JSON file (--out). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import gc
+import importlib.util
+import json
+import math
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+MODEL = "bench"  # the model name sent to the delay server (it accepts any)
+CONCURRENCIES = (1, 16, 64, 256)
+TRANSPORT_CONCURRENCIES = (64, 256)
+TRANSPORTS = (
+    "skillmix",  # OpenAICompatModel.complete: aiohttp + skillmix's limiter and parsing
+    "aiohttp",
+    "httpx",
+    "openai-httpx",  # AsyncOpenAI() as it comes (httpx, 100 keep-alive connections)
+    "openai-httpx-limits",  # AsyncOpenAI over an httpx client with limits = concurrency
+    "openai-aiohttp",  # AsyncOpenAI(http_client=DefaultAioHttpClient())
+)
+MEMORY_DELAY_S = 0.01
+MEMORY_CONCURRENCY = 256
+REQUESTS_PER_ITEM = 3  # student turn 1, student turn 2, one judge grading round
+OPTIONAL_PACKAGES = {"httpx": "httpx", "openai": "openai[aiohttp]", "httpx_aiohttp": "openai[aiohttp]"}
+
+
+# --- the delay server ---------------------------------------------------------------------
+
+
+class DelayServer:
+    """`bench/delay_server.py` in its own process; `cpu_seconds()` reads its CPU time."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> DelayServer:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "delay_server.py"), "--port", str(self.port),
+             "--delay", str(self.delay)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"delay server exited with status {self.proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.__exit__()
+                    raise RuntimeError("delay server did not accept connections in 30 s") from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_child(task: dict[str, Any], server: DelayServer, timeout_s: float = 1800) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; add the server's CPU time spent meanwhile."""
+    before = server.cpu_seconds()
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(task)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s:g} s"}
+    server_cpu = server.cpu_seconds() - before
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        return {"error": lines[-1] if lines else f"exit status {proc.returncode}",
+                "stderr": proc.stderr[-4000:]}  # fmt: skip
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["server_cpu_s"] = server_cpu
+    if proc.stderr.strip():
+        result["stderr"] = proc.stderr[-20000:]
+    return result
+
+
+# --- measurements (run inside the child process) ------------------------------------------
+
+
+def child_main(task: dict[str, Any]) -> None:
+    handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        "run": measure_run,
+        "sequential": measure_sequential,
+        "transport": measure_transport,
+    }
+    print(json.dumps(handlers[task["kind"]](task)))
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def measure_run(task: dict[str, Any]) -> dict[str, Any]:
+    """One full skillmix run on a fresh store: wall time, CPU time, memory, store size."""
+    from skillmix.catalog.load import load_catalog
+    from skillmix.config import RunConfig
+    from skillmix.models.openai_compat import OpenAICompatModel
+    from skillmix.protocol.engine import Engine
+    from skillmix.store import Store
+
+    base_url, concurrency = task["base_url"], task["concurrency"]
+    spec = f"openai:{MODEL}@{base_url}"
+    config = RunConfig(
+        student=spec,
+        judges=(spec,),
+        k=(2,),
+        items=task["items"],
+        generation_rounds=1,
+        grading_rounds=1,
+    )
+    catalog = load_catalog()
+
+    def model() -> OpenAICompatModel:
+        return OpenAICompatModel(
+            MODEL, base_url=base_url, max_concurrency=concurrency, timeout_s=600, max_retries=2
+        )
+
+    with tempfile.TemporaryDirectory(prefix="skillmix-bench-") as tmp:
+        path = Path(tmp) / "bench.sqlite"
+        store = Store(path)
+        engine = Engine(store, config, catalog, model(), [model()], workers=task["workers"])
+        gc.collect()
+        rss_before = _maxrss_mb()
+        profiler = None
+        if task.get("profile"):
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        result = asyncio.run(engine.run())
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        if profiler is not None:
+            profiler.disable()
+            _print_profile(profiler, task["profile"])
+        peak = _maxrss_mb()
+        wal = Path(f"{path}-wal")
+        wal_bytes = wal.stat().st_size if wal.exists() else 0
+        grades = store.grades(result.run_id)
+        parsed = sum(g["status"] == "parsed" for g in grades)
+        store.close()  # checkpoints the WAL into the main file
+        store_bytes = path.stat().st_size
+    return {
+        "items": result.items,
+        "sent": result.stats.sent,
+        "cached": result.stats.cached,
+        "parsed_grades": parsed,
+        "unparsed_rounds": result.unparsed_rounds,
+        "retries": result.retries,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": peak,
+        "store_mb": store_bytes / 2**20,
+        "wal_mb_before_close": wal_bytes / 2**20,
+    }
+
+
+def _print_profile(profiler: Any, path: str) -> None:
+    import pstats
+
+    profiler.dump_stats(path)
+    for order in ("tottime", "cumulative"):
+        stats = pstats.Stats(profiler, stream=sys.stderr).strip_dirs().sort_stats(order)
+        print(f"\n=== top 35 by {order} ===", file=sys.stderr)
+        stats.print_stats(35)
+
+
+def measure_sequential(task: dict[str, Any]) -> dict[str, Any]:
+    """The research-script way: one request at a time, synchronous urllib, no store."""
+    import urllib.request
+
+    from skillmix import prompts
+    from skillmix.catalog.load import load_catalog
+    from skillmix.protocol.rubric import build_rubric
+    from skillmix.protocol.verdicts import verdict_json_schema
+    from skillmix.sampling import sample_items
+
+    catalog = load_catalog()
+    templates = prompts.load_templates()
+    url = task["base_url"] + "/chat/completions"
+
+    def post(messages: list[dict[str, str]], schema: dict[str, Any] | None = None) -> str:
+        body: dict[str, Any] = {
+            "model": MODEL, "messages": messages, "temperature": 0.7, "max_tokens": 256,
+        }  # fmt: skip
+        if schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "verdict", "schema": schema, "strict": True},
+            }
+        req = urllib.request.Request(
+            url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=600) as resp:
+            return str(json.loads(resp.read())["choices"][0]["message"]["content"])
+
+    items = sample_items(catalog, 2, task["items"], seed=0)
+    results = []
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for item in items:
+        skills = [catalog.skill(s) for s in item.skill_ids]
+        topic = catalog.topic(item.topic_id)
+        turn1 = prompts.generation_turn1(templates, skills, topic)
+        first = post(turn1)
+        second = post(prompts.generation_turn2(templates, skills, topic, turn1, first))
+        answer = second.split("Answer:", 1)[-1].split("Explanation:", 1)[0].strip()
+        rubric = build_rubric(skills, topic)
+        grading = prompts.grading(templates, skills, topic, answer, rubric, True)
+        verdict = json.loads(post(grading, verdict_json_schema(rubric)))
+        results.append({"item": item.id, "answer": answer, "verdict": verdict})
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"items": len(results), "sent": REQUESTS_PER_ITEM * len(results), "wall_s": wall,
+            "cpu_s": cpu}  # fmt: skip
+
+
+def measure_transport(task: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(_transport(task))
+
+
+async def _transport(task: dict[str, Any]) -> dict[str, Any]:
+    """`concurrency` workers send the same chat request back to back; count a steady window."""
+    from skillmix import prompts
+    from skillmix.catalog.load import load_catalog
+    from skillmix.sampling import sample_items
+
+    catalog = load_catalog()
+    item = sample_items(catalog, 2, 1, seed=0)[0]
+    messages = prompts.generation_turn1(
+        prompts.load_templates(),
+        [catalog.skill(s) for s in item.skill_ids],
+        catalog.topic(item.topic_id),
+    )
+    concurrency = task["concurrency"]
+    send, close = await _sender(task["transport"], task["base_url"], concurrency, messages)
+    await send()  # fail here, with the client's own error, if the transport cannot work
+    done = 0
+    stop = False
+
+    async def worker() -> None:
+        nonlocal done
+        while not stop:
+            text = await send()
+            if not text.startswith("Answer:"):
+                raise RuntimeError(f"unexpected answer {text[:80]!r}")
+            done += 1
+
+    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    await asyncio.sleep(task["warmup_s"])  # connections are opened during the warm-up
+    n0, cpu0, t0 = done, time.process_time(), time.perf_counter()
+    await asyncio.sleep(task["seconds"])
+    n1, cpu1, t1 = done, time.process_time(), time.perf_counter()
+    stop = True
+    await asyncio.gather(*workers)
+    await close()
+    return {"requests": n1 - n0, "requests_total": done + 1, "wall_s": t1 - t0,
+            "cpu_s": cpu1 - cpu0}  # fmt: skip
+
+
+Sender = Callable[[], Awaitable[str]]
+
+
+async def _sender(
+    transport: str, base_url: str, concurrency: int, messages: list[dict[str, str]]
+) -> tuple[Sender, Callable[[], Awaitable[None]]]:
+    url = base_url + "/chat/completions"
+    body = {"model": MODEL, "messages": messages, "temperature": 0.7, "max_tokens": 256}
+    timeout = 600.0
+    if transport == "skillmix":
+        from skillmix.models import ChatRequest
+        from skillmix.models.openai_compat import OpenAICompatModel
+
+        model = OpenAICompatModel(
+            MODEL, base_url=base_url, max_concurrency=concurrency, timeout_s=timeout,
+            max_retries=0,
+        )  # fmt: skip
+        request = ChatRequest(tuple(messages), 0.7, 256)
+
+        async def send_skillmix() -> str:
+            return (await model.complete(request)).text
+
+        return send_skillmix, model.aclose
+    if transport == "aiohttp":
+        import aiohttp
+
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
+
+        async def send_aiohttp() -> str:
+            async with session.post(url, json=body) as resp:
+                resp.raise_for_status()
+                data = json.loads(await resp.read())
+            return str(data["choices"][0]["message"]["content"])
+
+        return send_aiohttp, session.close
+    if transport == "httpx":
+        import httpx
+
+        client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            timeout=timeout,
+        )
+
+        async def send_httpx() -> str:
+            resp = await client.post(url, json=body)
+            resp.raise_for_status()
+            return str(resp.json()["choices"][0]["message"]["content"])
+
+        return send_httpx, client.aclose
+    if transport.startswith("openai-"):
+        import openai
+
+        if transport == "openai-httpx":
+            http_client = None
+        elif transport == "openai-httpx-limits":
+            import httpx
+
+            http_client = openai.DefaultAsyncHttpxClient(
+                limits=httpx.Limits(
+                    max_connections=concurrency, max_keepalive_connections=concurrency
+                )
+            )
+        elif transport == "openai-aiohttp":
+            http_client = openai.DefaultAioHttpClient()  # needs `pip install openai[aiohttp]`
+        else:
+            raise ValueError(f"unknown transport {transport}")
+        client = openai.AsyncOpenAI(
+            base_url=base_url, api_key="bench", max_retries=0, timeout=timeout,
+            http_client=http_client,
+        )  # fmt: skip
+
+        async def send_openai() -> str:
+            resp = await client.chat.completions.create(
+                model=MODEL, messages=messages, temperature=0.7, max_tokens=256  # type: ignore[arg-type]
+            )
+            return resp.choices[0].message.content or ""
+
+        return send_openai, client.close
+    raise ValueError(f"unknown transport {transport}")
+
+
+# --- the benchmark (parent process) ---------------------------------------------------------
+
+
+def ensure_optional_packages() -> dict[str, str]:
+    """Install httpx and openai[aiohttp] if missing; return {module: why unavailable}."""
+    missing = {m for m in OPTIONAL_PACKAGES if importlib.util.find_spec(m) is None}
+    if missing:
+        wanted = sorted({OPTIONAL_PACKAGES[m] for m in missing})
+        print(f"installing {' '.join(wanted)} with pip ...", file=sys.stderr)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", *wanted],
+            capture_output=True,
+            text=True,
+        )
+        importlib.invalidate_caches()
+        still = {m for m in missing if importlib.util.find_spec(m) is None}
+        reason = (proc.stderr.strip().splitlines() or ["pip install failed"])[-1]
+        return {m: f"pip install {OPTIONAL_PACKAGES[m]} failed: {reason}" for m in still}
+    return {}
+
+
+def transport_unavailable(transport: str, problems: dict[str, str]) -> str | None:
+    needs = {
+        "httpx": ["httpx"],
+        "openai-httpx": ["openai", "httpx"],
+        "openai-httpx-limits": ["openai", "httpx"],
+        "openai-aiohttp": ["openai", "httpx_aiohttp"],
+    }.get(transport, [])
+    reasons = [problems[m] for m in needs if m in problems]
+    return "; ".join(reasons) or None
+
+
+def plan(args: argparse.Namespace) -> dict[str, Any]:
+    """Item counts and durations: each full run lasts about `target_s` at ideal speed."""
+    quick = args.quick
+    target_s = 2.0 if quick else 10.0
+    runs = []
+    for c in CONCURRENCIES:
+        ideal = c / (REQUESTS_PER_ITEM * args.delay)
+        items = math.ceil(target_s * ideal)
+        if c == 1:
+            items = min(items, 5 if quick else 40)
+        items = max(min(items, 2_000 if quick else 20_000), c)
+        runs.append({"concurrency": c, "items": items, "workers": c})
+    return {
+        "target_s": target_s,
+        "runs": runs,
+        "sequential_items": 5 if quick else 20,
+        "transport_seconds": 2.0 if quick else 5.0,
+        "transport_warmup_s": 1.0,
+        "memory_items": 1_000 if quick else 10_000,
+    }
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    settings = plan(args)
+    problems = ensure_optional_packages()
+    out: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "delay_s": args.delay,
+        "quick": args.quick,
+        "plan": settings,
+        "full_runs": [],
+        "sequential": None,
+        "transports": [],
+        "memory": None,
+    }
+    delay = args.delay
+    with DelayServer(delay) as server:
+        _log(f"delay server on port {server.port}, delay {delay:g} s")
+        for run in settings["runs"]:
+            c = run["concurrency"]
+            _log(f"[a] full run: concurrency {c}, {run['items']} items ...")
+            task = {"kind": "run", "base_url": server.base_url, **run}
+            row = {**run, **run_child(task, server)}
+            row["ideal_items_per_s"] = c / (REQUESTS_PER_ITEM * delay)
+            _derive(row, row["ideal_items_per_s"])
+            out["full_runs"].append(row)
+            _log("    " + _brief(row))
+
+        _log(f"[b] sequential urllib loop: {settings['sequential_items']} items ...")
+        task = {"kind": "sequential", "base_url": server.base_url,
+                "items": settings["sequential_items"]}  # fmt: skip
+        row = {"concurrency": 1, **run_child(task, server)}
+        row["ideal_items_per_s"] = 1 / (REQUESTS_PER_ITEM * delay)
+        _derive(row, row["ideal_items_per_s"])
+        out["sequential"] = row
+        _log("    " + _brief(row))
+
+        for c in TRANSPORT_CONCURRENCIES:
+            for transport in TRANSPORTS:
+                row = {"transport": transport, "concurrency": c, "ideal_requests_per_s": c / delay}
+                why = transport_unavailable(transport, problems)
+                if why:
+                    row["error"] = f"unavailable: {why}"
+                else:
+                    _log(f"[c] transport {transport}, concurrency {c} ...")
+                    task = {"kind": "transport", "base_url": server.base_url,
+                            "transport": transport, "concurrency": c,
+                            "seconds": settings["transport_seconds"],
+                            "warmup_s": settings["transport_warmup_s"]}  # fmt: skip
+                    row.update(run_child(task, server, timeout_s=300))
+                if "error" not in row:
+                    row["requests_per_s"] = row["requests"] / row["wall_s"]
+                    row["ratio"] = row["requests_per_s"] / row["ideal_requests_per_s"]
+                    row["client_cpu_ms_per_request"] = 1000 * row["cpu_s"] / row["requests"]
+                    row["client_cpu_share"] = row["cpu_s"] / row["wall_s"]
+                    row["server_cpu_ms_per_request"] = (
+                        1000 * row["server_cpu_s"] / row["requests_total"]
+                    )
+                out["transports"].append(row)
+                _log("    " + _brief(row))
+
+    with DelayServer(MEMORY_DELAY_S) as server:
+        items = settings["memory_items"]
+        _log(f"[d] memory: {items} items, concurrency {MEMORY_CONCURRENCY}, "
+             f"delay {MEMORY_DELAY_S:g} s ...")  # fmt: skip
+        task = {"kind": "run", "base_url": server.base_url, "concurrency": MEMORY_CONCURRENCY,
+                "items": items, "workers": MEMORY_CONCURRENCY}  # fmt: skip
+        row = {"concurrency": MEMORY_CONCURRENCY, "items": items, "delay_s": MEMORY_DELAY_S,
+               "workers": MEMORY_CONCURRENCY, **run_child(task, server)}  # fmt: skip
+        row["ideal_items_per_s"] = MEMORY_CONCURRENCY / (REQUESTS_PER_ITEM * MEMORY_DELAY_S)
+        _derive(row, row["ideal_items_per_s"])
+        out["memory"] = row
+        _log("    " + _brief(row))
+    return out
+
+
+def _derive(row: dict[str, Any], ideal_items_per_s: float) -> None:
+    if "error" in row:
+        return
+    expected = REQUESTS_PER_ITEM * row["items"]
+    if row["sent"] != expected:
+        row["warning"] = f"sent {row['sent']} requests, expected {expected}"
+    row["items_per_s"] = row["items"] / row["wall_s"]
+    row["requests_per_s"] = row["sent"] / row["wall_s"]
+    row["ratio"] = row["items_per_s"] / ideal_items_per_s
+    row["client_cpu_ms_per_item"] = 1000 * row["cpu_s"] / row["items"]
+    row["client_cpu_share"] = row["cpu_s"] / row["wall_s"]
+    row["server_cpu_ms_per_request"] = 1000 * row["server_cpu_s"] / max(1, row["sent"])
+
+
+def _brief(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return f"ERROR: {row['error']}"
+    if "items_per_s" in row:
+        return (f"{row['items_per_s']:.1f} items/s ({row['ratio']:.0%} of ideal), "
+                f"{row['client_cpu_ms_per_item']:.2f} ms CPU/item, "
+                f"client CPU {row['client_cpu_share']:.0%} of a core")  # fmt: skip
+    return (f"{row['requests_per_s']:.0f} req/s ({row['ratio']:.0%} of ideal), "
+            f"{row['client_cpu_ms_per_request']:.3f} ms CPU/req")  # fmt: skip
+
+
+def _machine() -> dict[str, Any]:
+    versions = {}
+    for name in ("aiohttp", "httpx", "openai", "httpx_aiohttp", "pysbd"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            versions[name] = version(name.replace("_", "-"))
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "packages": versions,
+    }
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: Iterator[list[str]] | list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render(out: dict[str, Any]) -> str:
+    delay = out["delay_s"]
+    parts = [
+        f"# skillmix throughput, {out['date']}",
+        f"delay server: {delay:g} s per request; {out['machine']['cpus']} CPUs shared by the "
+        f"server and the client; Python {out['machine']['python']}",
+    ]
+
+    def full_row(name: str, r: dict[str, Any]) -> list[str]:
+        if "error" in r:
+            return [name, str(r["concurrency"]), "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                    "ERROR: " + r["error"]]  # fmt: skip
+        return [
+            name,
+            str(r["concurrency"]),
+            str(r.get("workers", "-")),
+            str(r["items"]),
+            f"{r['wall_s']:.1f}",
+            f"{r['items_per_s']:.1f}",
+            f"{r['requests_per_s']:.0f}",
+            f"{r['ideal_items_per_s']:.1f}",
+            f"**{r['ratio']:.0%}**",
+            f"{r['client_cpu_ms_per_item']:.2f}",
+            f"{r['client_cpu_share']:.0%}",
+            f"{r['server_cpu_ms_per_request']:.3f}" + (f" ({r['warning']})" if "warning" in r else ""),
+        ]  # fmt: skip
+
+    header = ["run", "concurrency", "workers", "items", "wall s", "items/s", "requests/s",
+              "ideal items/s", "ratio", "client CPU ms/item", "client CPU busy",
+              "server CPU ms/request"]  # fmt: skip
+    rows = [full_row("skillmix run", r) for r in out["full_runs"]]
+    if out["sequential"]:
+        rows.append(full_row("sequential urllib loop", out["sequential"]))
+    parts += ["## a/b. Full runs (3 requests per item) and the one-at-a-time baseline",
+              _table(header, rows)]  # fmt: skip
+
+    trows = []
+    for r in out["transports"]:
+        if "error" in r:
+            trows.append([r["transport"], str(r["concurrency"]), "-", "-",
+                          f"{r['ideal_requests_per_s']:.0f}", "-", "-", "-", "-",
+                          r["error"]])  # fmt: skip
+            continue
+        trows.append([
+            r["transport"], str(r["concurrency"]), str(r["requests"]),
+            f"{r['requests_per_s']:.0f}", f"{r['ideal_requests_per_s']:.0f}",
+            f"**{r['ratio']:.0%}**", f"{r['client_cpu_ms_per_request']:.3f}",
+            f"{r['client_cpu_share']:.0%}", f"{r['server_cpu_ms_per_request']:.3f}", "",
+        ])  # fmt: skip
+    parts += [
+        "## c. Transports: plain chat requests, steady window",
+        _table(["transport", "concurrency", "requests", "requests/s", "ideal requests/s",
+                "ratio", "client CPU ms/request", "client CPU busy", "server CPU ms/request",
+                "note"], trows),  # fmt: skip
+    ]
+
+    m = out["memory"]
+    if m:
+        if "error" in m:
+            mrow = [str(m["items"]), "-", "-", "-", "-", "-", "-", "ERROR: " + m["error"]]
+        else:
+            mrow = [str(m["items"]), f"{m['delay_s']:g}", str(m["concurrency"]),
+                    f"{m['wall_s']:.1f}", f"{m['items_per_s']:.0f}",
+                    f"{m['client_cpu_ms_per_item']:.2f}",
+                    f"{m['peak_rss_mb']:.0f} (before the run: {m['rss_before_mb']:.0f})",
+                    f"{m['store_mb']:.1f}"]  # fmt: skip
+        parts += [
+            "## d. A large run: memory, store size, CPU ceiling",
+            _table(["items", "delay s", "concurrency", "wall s", "items/s (CPU-bound)",
+                    "client CPU ms/item", "peak RSS MB", "store MB"], [mrow]),  # fmt: skip
+        ]
+
+    summary = []
+    for r in out["full_runs"]:
+        if "ratio" in r:
+            summary.append([f"full run, concurrency {r['concurrency']}", f"{r['ratio']:.0%}"])
+    if out["sequential"] and "ratio" in out["sequential"]:
+        summary.append(["sequential urllib loop (concurrency 1)", f"{out['sequential']['ratio']:.0%}"])
+    for r in out["transports"]:
+        if "ratio" in r:
+            summary.append([f"{r['transport']}, concurrency {r['concurrency']}", f"{r['ratio']:.0%}"])
+    parts += ["## Summary: measured / ideal", _table(["setting", "ratio to ideal"], summary)]
+    return "\n\n".join(parts) + "\n"
+
+
+def profile(args: argparse.Namespace) -> None:
+    """One full run at concurrency 256 under cProfile: prints the hottest functions."""
+    c = 256
+    items = max(c, math.ceil(5 * c / (REQUESTS_PER_ITEM * args.delay)))
+    path = str(HERE / "profile.pstats")
+    with DelayServer(args.delay) as server:
+        _log(f"profiling a full run: concurrency {c}, {items} items (cProfile slows it down)")
+        task = {"kind": "run", "base_url": server.base_url, "concurrency": c, "items": items,
+                "workers": c, "profile": path}  # fmt: skip
+        row = run_child(task, server)
+    print(row.pop("stderr", ""))
+    print(json.dumps(row, indent=2))
+    print(f"\nstats written to {path} (python -m pstats {path})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke check")
+    parser.add_argument("--delay", type=float, default=0.2, help="server delay per request (s)")
+    parser.add_argument("--out", help="JSON results (default bench/results.json; "
+                        "bench/results-quick.json with --quick)")  # fmt: skip
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile one full run at concurrency 256 with cProfile")  # fmt: skip
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(json.loads(args.child))
+        return
+    if args.profile:
+        profile(args)
+        return
+    out = benchmark(args)
+    path = Path(args.out or HERE / ("results-quick.json" if args.quick else "results.json"))
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(render(out))
+    print(f"all numbers: {path}")
+
+
+if __name__ == "__main__":
+    main()
