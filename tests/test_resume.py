@@ -108,3 +108,47 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
         all_killed = {canonical(b) for b in server.requests[:mark]}
         all_clean = {canonical(b) for b in server.requests[mark:]}
         assert all_killed == all_clean
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path):
+    with ScriptedServer(slow_policy) as server:
+        spec = server.spec()
+        args = [
+            "run",
+            "--student",
+            spec,
+            "--judge",
+            spec,
+            "--k",
+            "2",
+            "--items",
+            "6",
+            "--generation-rounds",
+            "2",
+            "--grading-rounds",
+            "2",
+            "--store",
+            "s.sqlite",
+        ]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "skillmix.cli", *args],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.time() + 120
+        while len(server.requests) < 10 and time.time() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, stderr
+        assert "interrupted" in stderr and "re-run the same command to resume" in stderr
+        db = sqlite3.connect(tmp_path / "s.sqlite")
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT status FROM runs").fetchone()[0] == "stopped"
+        db.close()
+        skillmix(*args, cwd=tmp_path)
+        db = sqlite3.connect(tmp_path / "s.sqlite")
+        assert db.execute("SELECT status FROM runs").fetchone()[0] == "done"
+        assert db.execute("SELECT COUNT(*) FROM grades").fetchone()[0] == 6 * 2 * 2

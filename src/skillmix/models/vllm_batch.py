@@ -6,8 +6,10 @@ extra (`pip install 'skillmix[vllm]'`) on a machine with an NVIDIA GPU.
 vLLM is fastest when it sees many prompts at once, but the engine calls `complete()` one
 request at a time. So `complete()` only queues the request; a batcher task waits until no
 new request has arrived for `batch_wait_s` (or `max_batch_size` are waiting), hands the
-whole batch to `LLM.chat` in a worker thread, and resolves each request's future. One
-batch runs at a time: the engine is not safe to call from two threads at once.
+whole batch to `LLM.chat` in a worker thread, and resolves each request's future.
+`LLM.chat` takes one SamplingParams per conversation, so requests with different settings
+(temperature, seed, schema) share a batch. One batch runs at a time: the engine is not
+safe to call from two threads at once.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class VLLMBatchModel:
         self._llm: Any = llm
         self._load_error: ModelError | None = None
         self._pending: list[_Pending] = []
+        self._in_flight: list[_Pending] = []
         self._wakeup: asyncio.Event | None = None
         self._batcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -86,7 +89,7 @@ class VLLMBatchModel:
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Queue the request for the next batch and wait for its answer."""
         if self._load_error is not None:
-            raise self._load_error
+            raise _copy(self._load_error)
         loop = asyncio.get_running_loop()
         wakeup = self._start_batcher(loop)
         future: asyncio.Future[ChatResponse] = loop.create_future()
@@ -100,8 +103,9 @@ class VLLMBatchModel:
         if batcher is not None and batcher.get_loop() is asyncio.get_running_loop():
             batcher.cancel()
             await asyncio.wait({batcher})
-        self._fail(self._pending, ModelError(f"{self.spec}: the model was closed"))
-        self._pending = []
+        closed = ModelError(f"{self.spec}: the model was closed")
+        self._fail([*self._in_flight, *self._pending], closed)
+        self._pending, self._in_flight = [], []
 
     # -- batching ---------------------------------------------------------------------
 
@@ -151,7 +155,11 @@ class VLLMBatchModel:
             self._pending = []
             return
         self.batch_sizes.append(len(batch))
-        await self._generate_isolating(batch)
+        self._in_flight = batch
+        try:
+            await self._generate_isolating(batch)
+        finally:
+            self._in_flight = []
 
     async def _generate_isolating(self, batch: list[_Pending]) -> None:
         """Run a batch; if vLLM rejects it, split it to find and fail only the bad requests.
@@ -184,7 +192,7 @@ class VLLMBatchModel:
     def _fail(batch: list[_Pending], err: ModelError) -> None:
         for pending in batch:
             if not pending.future.done():
-                pending.future.set_exception(err)
+                pending.future.set_exception(_copy(err))
 
     # -- the engine (runs in worker threads) -------------------------------------------
 
@@ -203,6 +211,13 @@ class VLLMBatchModel:
                 conversations, sampling_params=params, use_tqdm=False
             )
         return list(outputs)
+
+
+def _copy(err: ModelError) -> ModelError:
+    """A fresh exception per caller: raising one object in many tasks grows its traceback."""
+    copy = type(err)(str(err), retryable=err.retryable)
+    copy.__cause__ = err.__cause__
+    return copy
 
 
 def _create_engine(name: str, engine_kwargs: dict[str, Any]) -> Any:
