@@ -10,6 +10,9 @@ and then answers:
 * anything else: "Answer: The bench sentence. Explanation: x" (one sentence, so it is
   within the limit for every k).
 
+`GET /stats` returns `{"requests", "inflight", "peak_inflight"}` and resets the peak, so a
+benchmark can check how many requests a client really kept in flight.
+
 It stands in for a backend whose latency is all waiting (a GPU server, a remote API), so
 that a client's throughput can be compared with the ideal `concurrency / delay`. It is
 built to cost as little CPU as possible, because it shares the machine's cores with the
@@ -24,6 +27,7 @@ import argparse
 import asyncio
 import json
 import signal
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -58,8 +62,10 @@ STUDENT_BODY = completion_body(STUDENT_TEXT)
 NOT_FOUND_BODY = b'{"error":{"message":"not found"}}'
 
 
-def make_handler(delay: float):  # noqa: ANN201 - aiohttp's handler type is private
+def make_handler(delay: float) -> Callable[[web.BaseRequest], Awaitable[web.Response]]:
     judge_bodies: dict[tuple[str, ...], bytes] = {}
+    # requests answered, requests in flight now, most in flight since the last GET /stats
+    stats = {"requests": 0, "inflight": 0, "peak_inflight": 0}
 
     def judge_body(raw: bytes) -> bytes:
         try:
@@ -77,11 +83,22 @@ def make_handler(delay: float):  # noqa: ANN201 - aiohttp's handler type is priv
 
     async def handle(request: web.BaseRequest) -> web.Response:
         if request.method != "POST" or not request.path.endswith("/chat/completions"):
+            if request.path == "/stats":  # read and reset the peak
+                body = json.dumps(stats).encode()
+                stats["peak_inflight"] = stats["inflight"]
+                return web.Response(body=body, headers=JSON_HEADERS)
             return web.Response(status=404, body=NOT_FOUND_BODY, headers=JSON_HEADERS)
-        raw = await request.read()
-        body = judge_body(raw) if _SCHEMA_MARKER in raw else STUDENT_BODY
-        if delay > 0:
-            await asyncio.sleep(delay)
+        stats["inflight"] += 1
+        if stats["inflight"] > stats["peak_inflight"]:
+            stats["peak_inflight"] = stats["inflight"]
+        try:
+            raw = await request.read()
+            body = judge_body(raw) if _SCHEMA_MARKER in raw else STUDENT_BODY
+            if delay > 0:
+                await asyncio.sleep(delay)
+        finally:
+            stats["inflight"] -= 1
+        stats["requests"] += 1
         return web.Response(body=body, headers=JSON_HEADERS)
 
     return handle

@@ -39,7 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+import urllib.request
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,16 @@ TRANSPORTS = (
     "openai-httpx-limits",  # AsyncOpenAI over an httpx client with limits = concurrency
     "openai-aiohttp",  # AsyncOpenAI(http_client=DefaultAioHttpClient())
 )
+# Also run with the engine's default number of workers (2 x the widest model's concurrency).
+DEFAULT_WORKER_CONCURRENCIES = (64, 256)
 MEMORY_DELAY_S = 0.01
 MEMORY_CONCURRENCY = 256
 REQUESTS_PER_ITEM = 3  # student turn 1, student turn 2, one judge grading round
-OPTIONAL_PACKAGES = {"httpx": "httpx", "openai": "openai[aiohttp]", "httpx_aiohttp": "openai[aiohttp]"}
+OPTIONAL_PACKAGES = {
+    "httpx": "httpx",
+    "openai": "openai[aiohttp]",
+    "httpx_aiohttp": "openai[aiohttp]",
+}
 
 
 # --- the delay server ---------------------------------------------------------------------
@@ -75,11 +82,17 @@ class DelayServer:
 
     def __enter__(self) -> DelayServer:
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "delay_server.py"), "--port", str(self.port),
-             "--delay", str(self.delay)],
+            [
+                sys.executable,
+                str(HERE / "delay_server.py"),
+                "--port",
+                str(self.port),
+                "--delay",
+                str(self.delay),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
@@ -102,6 +115,11 @@ class DelayServer:
                 self.proc.kill()
                 self.proc.wait()
 
+    def stats(self) -> dict[str, int]:
+        """Requests answered so far and the most in flight since the last call (then reset)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=30) as resp:
+            return dict(json.loads(resp.read()))
+
     def cpu_seconds(self) -> float:
         assert self.proc is not None
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -115,21 +133,54 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (all cores, all processes) since boot."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_child(task: dict[str, Any], server: DelayServer, timeout_s: float = 1800) -> dict[str, Any]:
-    """Run one measurement in a fresh interpreter; add the server's CPU time spent meanwhile."""
-    before = server.cpu_seconds()
+    """Run one measurement in a fresh interpreter, with what the server and others did meanwhile.
+
+    Adds `server_cpu_s` (the delay server's CPU time), `peak_inflight` (the most requests
+    the server had in flight at once), `server_requests` and `other_cpu_cores` (CPU used on
+    this machine by processes other than the client and the server, e.g. other people's
+    tests: the measurement is only as clean as this is small).
+    """
+    start_requests = server.stats()["requests"]  # also resets the peak
+    server0, busy0, child0, t0 = (
+        server.cpu_seconds(),
+        _busy_seconds(),
+        _children_cpu(),
+        time.perf_counter(),
+    )
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(task)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s:g} s"}
-    server_cpu = server.cpu_seconds() - before
+    wall = time.perf_counter() - t0
+    server_cpu = server.cpu_seconds() - server0
+    other = (_busy_seconds() - busy0) - (_children_cpu() - child0) - server_cpu
+    server_stats = server.stats()
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        return {"error": lines[-1] if lines else f"exit status {proc.returncode}",
-                "stderr": proc.stderr[-4000:]}  # fmt: skip
+        return {
+            "error": lines[-1] if lines else f"exit status {proc.returncode}",
+            "stderr": proc.stderr[-4000:],
+        }
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["server_cpu_s"] = server_cpu
+    result["server_requests"] = server_stats["requests"] - start_requests
+    result["peak_inflight"] = server_stats["peak_inflight"]
+    result["other_cpu_cores"] = max(0.0, other) / wall
     if proc.stderr.strip():
         result["stderr"] = proc.stderr[-20000:]
     return result
@@ -243,8 +294,11 @@ def measure_sequential(task: dict[str, Any]) -> dict[str, Any]:
 
     def post(messages: list[dict[str, str]], schema: dict[str, Any] | None = None) -> str:
         body: dict[str, Any] = {
-            "model": MODEL, "messages": messages, "temperature": 0.7, "max_tokens": 256,
-        }  # fmt: skip
+            "model": MODEL,
+            "messages": messages,
+            "temperature": 0.7,
+            "max_tokens": 256,
+        }
         if schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
@@ -271,8 +325,12 @@ def measure_sequential(task: dict[str, Any]) -> dict[str, Any]:
         verdict = json.loads(post(grading, verdict_json_schema(rubric)))
         results.append({"item": item.id, "answer": answer, "verdict": verdict})
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return {"items": len(results), "sent": REQUESTS_PER_ITEM * len(results), "wall_s": wall,
-            "cpu_s": cpu}  # fmt: skip
+    return {
+        "items": len(results),
+        "sent": REQUESTS_PER_ITEM * len(results),
+        "wall_s": wall,
+        "cpu_s": cpu,
+    }
 
 
 def measure_transport(task: dict[str, Any]) -> dict[str, Any]:
@@ -314,8 +372,12 @@ async def _transport(task: dict[str, Any]) -> dict[str, Any]:
     stop = True
     await asyncio.gather(*workers)
     await close()
-    return {"requests": n1 - n0, "requests_total": done + 1, "wall_s": t1 - t0,
-            "cpu_s": cpu1 - cpu0}  # fmt: skip
+    return {
+        "requests": n1 - n0,
+        "requests_total": done + 1,
+        "wall_s": t1 - t0,
+        "cpu_s": cpu1 - cpu0,
+    }
 
 
 Sender = Callable[[], Awaitable[str]]
@@ -332,9 +394,12 @@ async def _sender(
         from skillmix.models.openai_compat import OpenAICompatModel
 
         model = OpenAICompatModel(
-            MODEL, base_url=base_url, max_concurrency=concurrency, timeout_s=timeout,
+            MODEL,
+            base_url=base_url,
+            max_concurrency=concurrency,
+            timeout_s=timeout,
             max_retries=0,
-        )  # fmt: skip
+        )
         request = ChatRequest(tuple(messages), 0.7, 256)
 
         async def send_skillmix() -> str:
@@ -388,13 +453,19 @@ async def _sender(
         else:
             raise ValueError(f"unknown transport {transport}")
         client = openai.AsyncOpenAI(
-            base_url=base_url, api_key="bench", max_retries=0, timeout=timeout,
+            base_url=base_url,
+            api_key="bench",
+            max_retries=0,
+            timeout=timeout,
             http_client=http_client,
-        )  # fmt: skip
+        )
 
         async def send_openai() -> str:
             resp = await client.chat.completions.create(
-                model=MODEL, messages=messages, temperature=0.7, max_tokens=256  # type: ignore[arg-type]
+                model=MODEL,
+                messages=messages,
+                temperature=0.7,
+                max_tokens=256,  # type: ignore[arg-type]
             )
             return resp.choices[0].message.content or ""
 
@@ -435,17 +506,23 @@ def transport_unavailable(transport: str, problems: dict[str, str]) -> str | Non
 
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
-    """Item counts and durations: each full run lasts about `target_s` at ideal speed."""
+    """Item counts and durations: each full run lasts about `target_s` at ideal speed.
+
+    Items are a whole number of rounds per worker (items = concurrency x rounds), so that
+    no worker is left with one extra item at the end.
+    """
     quick = args.quick
     target_s = 2.0 if quick else 10.0
+    rounds = math.ceil(target_s / (REQUESTS_PER_ITEM * args.delay))
+    rounds = max(1, min(rounds, 8 if quick else 80))  # a cap for tiny delays
     runs = []
     for c in CONCURRENCIES:
-        ideal = c / (REQUESTS_PER_ITEM * args.delay)
-        items = math.ceil(target_s * ideal)
+        items = c * rounds
         if c == 1:
             items = min(items, 5 if quick else 40)
-        items = max(min(items, 2_000 if quick else 20_000), c)
         runs.append({"concurrency": c, "items": items, "workers": c})
+    for c in DEFAULT_WORKER_CONCURRENCIES:
+        runs.append({"concurrency": c, "items": c * rounds, "workers": None})
     return {
         "target_s": target_s,
         "runs": runs,
@@ -479,7 +556,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         _log(f"delay server on port {server.port}, delay {delay:g} s")
         for run in settings["runs"]:
             c = run["concurrency"]
-            _log(f"[a] full run: concurrency {c}, {run['items']} items ...")
+            workers = run["workers"] or "default"
+            _log(f"[a] full run: concurrency {c}, {run['items']} items, workers {workers} ...")
             task = {"kind": "run", "base_url": server.base_url, **run}
             row = {**run, **run_child(task, server)}
             row["ideal_items_per_s"] = c / (REQUESTS_PER_ITEM * delay)
@@ -488,8 +566,11 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             _log("    " + _brief(row))
 
         _log(f"[b] sequential urllib loop: {settings['sequential_items']} items ...")
-        task = {"kind": "sequential", "base_url": server.base_url,
-                "items": settings["sequential_items"]}  # fmt: skip
+        task = {
+            "kind": "sequential",
+            "base_url": server.base_url,
+            "items": settings["sequential_items"],
+        }
         row = {"concurrency": 1, **run_child(task, server)}
         row["ideal_items_per_s"] = 1 / (REQUESTS_PER_ITEM * delay)
         _derive(row, row["ideal_items_per_s"])
@@ -504,10 +585,14 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                     row["error"] = f"unavailable: {why}"
                 else:
                     _log(f"[c] transport {transport}, concurrency {c} ...")
-                    task = {"kind": "transport", "base_url": server.base_url,
-                            "transport": transport, "concurrency": c,
-                            "seconds": settings["transport_seconds"],
-                            "warmup_s": settings["transport_warmup_s"]}  # fmt: skip
+                    task = {
+                        "kind": "transport",
+                        "base_url": server.base_url,
+                        "transport": transport,
+                        "concurrency": c,
+                        "seconds": settings["transport_seconds"],
+                        "warmup_s": settings["transport_warmup_s"],
+                    }
                     row.update(run_child(task, server, timeout_s=300))
                 if "error" not in row:
                     row["requests_per_s"] = row["requests"] / row["wall_s"]
@@ -522,12 +607,24 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
     with DelayServer(MEMORY_DELAY_S) as server:
         items = settings["memory_items"]
-        _log(f"[d] memory: {items} items, concurrency {MEMORY_CONCURRENCY}, "
-             f"delay {MEMORY_DELAY_S:g} s ...")  # fmt: skip
-        task = {"kind": "run", "base_url": server.base_url, "concurrency": MEMORY_CONCURRENCY,
-                "items": items, "workers": MEMORY_CONCURRENCY}  # fmt: skip
-        row = {"concurrency": MEMORY_CONCURRENCY, "items": items, "delay_s": MEMORY_DELAY_S,
-               "workers": MEMORY_CONCURRENCY, **run_child(task, server)}  # fmt: skip
+        _log(
+            f"[d] memory: {items} items, concurrency {MEMORY_CONCURRENCY}, "
+            f"delay {MEMORY_DELAY_S:g} s ..."
+        )
+        task = {
+            "kind": "run",
+            "base_url": server.base_url,
+            "concurrency": MEMORY_CONCURRENCY,
+            "items": items,
+            "workers": MEMORY_CONCURRENCY,
+        }
+        row = {
+            "concurrency": MEMORY_CONCURRENCY,
+            "items": items,
+            "delay_s": MEMORY_DELAY_S,
+            "workers": MEMORY_CONCURRENCY,
+            **run_child(task, server),
+        }
         row["ideal_items_per_s"] = MEMORY_CONCURRENCY / (REQUESTS_PER_ITEM * MEMORY_DELAY_S)
         _derive(row, row["ideal_items_per_s"])
         out["memory"] = row
@@ -553,11 +650,15 @@ def _brief(row: dict[str, Any]) -> str:
     if "error" in row:
         return f"ERROR: {row['error']}"
     if "items_per_s" in row:
-        return (f"{row['items_per_s']:.1f} items/s ({row['ratio']:.0%} of ideal), "
-                f"{row['client_cpu_ms_per_item']:.2f} ms CPU/item, "
-                f"client CPU {row['client_cpu_share']:.0%} of a core")  # fmt: skip
-    return (f"{row['requests_per_s']:.0f} req/s ({row['ratio']:.0%} of ideal), "
-            f"{row['client_cpu_ms_per_request']:.3f} ms CPU/req")  # fmt: skip
+        return (
+            f"{row['items_per_s']:.1f} items/s ({row['ratio']:.0%} of ideal), "
+            f"{row['client_cpu_ms_per_item']:.2f} ms CPU/item, "
+            f"client CPU {row['client_cpu_share']:.0%} of a core"
+        )
+    return (
+        f"{row['requests_per_s']:.0f} req/s ({row['ratio']:.0%} of ideal), "
+        f"{row['client_cpu_ms_per_request']:.3f} ms CPU/req"
+    )
 
 
 def _machine() -> dict[str, Any]:
@@ -578,120 +679,290 @@ def _machine() -> dict[str, Any]:
 # --- output ----------------------------------------------------------------------------------
 
 
-def _table(header: list[str], rows: Iterator[list[str]] | list[list[str]]) -> str:
+def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _workers(r: dict[str, Any]) -> str:
+    return "-" if "workers" not in r else str(r["workers"] or "default")
+
+
+def _full_row(name: str, r: dict[str, Any]) -> list[str]:
+    if "error" in r:
+        return [
+            name,
+            str(r["concurrency"]),
+            _workers(r),
+            str(r.get("items", "-")),
+            *["-"] * 9,
+            "ERROR: " + r["error"],
+        ]
+    return [
+        name,
+        str(r["concurrency"]),
+        _workers(r),
+        str(r["items"]),
+        f"{r['wall_s']:.1f}",
+        f"{r['items_per_s']:.1f}",
+        f"{r['requests_per_s']:.0f}",
+        f"{r['ideal_items_per_s']:.1f}",
+        f"**{r['ratio']:.0%}**",
+        f"{r['client_cpu_ms_per_item']:.2f}",
+        f"{r['client_cpu_share']:.0%}",
+        f"{r['server_cpu_ms_per_request']:.2f}",
+        str(r.get("peak_inflight", "-")),
+        f"{r.get('other_cpu_cores', 0):.2f}" + (f"; {r['warning']}" if "warning" in r else ""),
+    ]
+
+
+FULL_HEADER = [
+    "run",
+    "concurrency",
+    "workers",
+    "items",
+    "wall s",
+    "items/s",
+    "requests/s",
+    "ideal items/s",
+    "ratio",
+    "client CPU ms/item",
+    "client CPU busy",
+    "server CPU ms/request",
+    "peak in flight",
+    "other CPU (cores)",
+]
+TRANSPORT_HEADER = [
+    "transport",
+    "concurrency",
+    "requests",
+    "requests/s",
+    "ideal requests/s",
+    "ratio",
+    "client CPU ms/request",
+    "client CPU busy",
+    "server CPU ms/request",
+    "peak in flight",
+    "other CPU (cores)",
+]
+
+
+def _transport_row(r: dict[str, Any]) -> list[str]:
+    if "error" in r:
+        return [
+            r["transport"],
+            str(r["concurrency"]),
+            "-",
+            "-",
+            f"{r['ideal_requests_per_s']:.0f}",
+            *["-"] * 5,
+            r["error"],
+        ]
+    return [
+        r["transport"],
+        str(r["concurrency"]),
+        str(r["requests"]),
+        f"{r['requests_per_s']:.0f}",
+        f"{r['ideal_requests_per_s']:.0f}",
+        f"**{r['ratio']:.0%}**",
+        f"{r['client_cpu_ms_per_request']:.3f}",
+        f"{r['client_cpu_share']:.0%}",
+        f"{r['server_cpu_ms_per_request']:.3f}",
+        str(r.get("peak_inflight", "-")),
+        f"{r.get('other_cpu_cores', 0):.2f}",
+    ]
 
 
 def render(out: dict[str, Any]) -> str:
     delay = out["delay_s"]
     parts = [
         f"# skillmix throughput, {out['date']}",
-        f"delay server: {delay:g} s per request; {out['machine']['cpus']} CPUs shared by the "
-        f"server and the client; Python {out['machine']['python']}",
+        f"Delay server: {delay:g} s per request. {out['machine']['cpus']} CPUs shared by the "
+        f"server and the client. Python {out['machine']['python']}. Ideal: full run "
+        f"concurrency / ({REQUESTS_PER_ITEM} x delay) items/s; transports concurrency / delay "
+        "requests/s. 'client CPU busy' near 100% means the client's one Python thread is the "
+        "bottleneck.",
     ]
-
-    def full_row(name: str, r: dict[str, Any]) -> list[str]:
-        if "error" in r:
-            return [name, str(r["concurrency"]), "-", "-", "-", "-", "-", "-", "-", "-", "-",
-                    "ERROR: " + r["error"]]  # fmt: skip
-        return [
-            name,
-            str(r["concurrency"]),
-            str(r.get("workers", "-")),
-            str(r["items"]),
-            f"{r['wall_s']:.1f}",
-            f"{r['items_per_s']:.1f}",
-            f"{r['requests_per_s']:.0f}",
-            f"{r['ideal_items_per_s']:.1f}",
-            f"**{r['ratio']:.0%}**",
-            f"{r['client_cpu_ms_per_item']:.2f}",
-            f"{r['client_cpu_share']:.0%}",
-            f"{r['server_cpu_ms_per_request']:.3f}" + (f" ({r['warning']})" if "warning" in r else ""),
-        ]  # fmt: skip
-
-    header = ["run", "concurrency", "workers", "items", "wall s", "items/s", "requests/s",
-              "ideal items/s", "ratio", "client CPU ms/item", "client CPU busy",
-              "server CPU ms/request"]  # fmt: skip
-    rows = [full_row("skillmix run", r) for r in out["full_runs"]]
+    rows = [_full_row("skillmix run", r) for r in out["full_runs"]]
     if out["sequential"]:
-        rows.append(full_row("sequential urllib loop", out["sequential"]))
-    parts += ["## a/b. Full runs (3 requests per item) and the one-at-a-time baseline",
-              _table(header, rows)]  # fmt: skip
-
-    trows = []
-    for r in out["transports"]:
-        if "error" in r:
-            trows.append([r["transport"], str(r["concurrency"]), "-", "-",
-                          f"{r['ideal_requests_per_s']:.0f}", "-", "-", "-", "-",
-                          r["error"]])  # fmt: skip
-            continue
-        trows.append([
-            r["transport"], str(r["concurrency"]), str(r["requests"]),
-            f"{r['requests_per_s']:.0f}", f"{r['ideal_requests_per_s']:.0f}",
-            f"**{r['ratio']:.0%}**", f"{r['client_cpu_ms_per_request']:.3f}",
-            f"{r['client_cpu_share']:.0%}", f"{r['server_cpu_ms_per_request']:.3f}", "",
-        ])  # fmt: skip
+        rows.append(_full_row("sequential urllib loop", out["sequential"]))
+    parts += [
+        "## a/b. Full runs (3 requests per item) and the one-at-a-time baseline",
+        _table(FULL_HEADER, rows),
+    ]
     parts += [
         "## c. Transports: plain chat requests, steady window",
-        _table(["transport", "concurrency", "requests", "requests/s", "ideal requests/s",
-                "ratio", "client CPU ms/request", "client CPU busy", "server CPU ms/request",
-                "note"], trows),  # fmt: skip
+        _table(TRANSPORT_HEADER, [_transport_row(r) for r in out["transports"]]),
     ]
-
     m = out["memory"]
     if m:
         if "error" in m:
             mrow = [str(m["items"]), "-", "-", "-", "-", "-", "-", "ERROR: " + m["error"]]
         else:
-            mrow = [str(m["items"]), f"{m['delay_s']:g}", str(m["concurrency"]),
-                    f"{m['wall_s']:.1f}", f"{m['items_per_s']:.0f}",
-                    f"{m['client_cpu_ms_per_item']:.2f}",
-                    f"{m['peak_rss_mb']:.0f} (before the run: {m['rss_before_mb']:.0f})",
-                    f"{m['store_mb']:.1f}"]  # fmt: skip
+            mrow = [
+                str(m["items"]),
+                f"{m['delay_s']:g}",
+                str(m["concurrency"]),
+                f"{m['wall_s']:.1f}",
+                f"{m['items_per_s']:.0f}",
+                f"{m['client_cpu_ms_per_item']:.2f}",
+                f"{m['peak_rss_mb']:.0f} (after imports: {m['rss_before_mb']:.0f})",
+                f"{m['store_mb']:.1f}",
+            ]
         parts += [
             "## d. A large run: memory, store size, CPU ceiling",
-            _table(["items", "delay s", "concurrency", "wall s", "items/s (CPU-bound)",
-                    "client CPU ms/item", "peak RSS MB", "store MB"], [mrow]),  # fmt: skip
+            _table(
+                [
+                    "items",
+                    "delay s",
+                    "concurrency",
+                    "wall s",
+                    "items/s (CPU-bound)",
+                    "client CPU ms/item",
+                    "peak RSS MB",
+                    "store MB",
+                ],
+                [mrow],
+            ),
         ]
-
     summary = []
     for r in out["full_runs"]:
         if "ratio" in r:
-            summary.append([f"full run, concurrency {r['concurrency']}", f"{r['ratio']:.0%}"])
+            summary.append(
+                [
+                    f"full run, concurrency {r['concurrency']}, workers {_workers(r)}",
+                    f"{r['ratio']:.0%}",
+                ]
+            )
     if out["sequential"] and "ratio" in out["sequential"]:
-        summary.append(["sequential urllib loop (concurrency 1)", f"{out['sequential']['ratio']:.0%}"])
+        summary.append(["sequential urllib loop", f"{out['sequential']['ratio']:.0%}"])
     for r in out["transports"]:
         if "ratio" in r:
-            summary.append([f"{r['transport']}, concurrency {r['concurrency']}", f"{r['ratio']:.0%}"])
+            summary.append(
+                [f"transport {r['transport']}, concurrency {r['concurrency']}", f"{r['ratio']:.0%}"]
+            )
     parts += ["## Summary: measured / ideal", _table(["setting", "ratio to ideal"], summary)]
     return "\n\n".join(parts) + "\n"
 
 
+# --- profiling ------------------------------------------------------------------------------
+
+# Where a sample's CPU time goes: the first marker found in its stack (leaf-most first
+# wins within a category list order) names its category.
+PROFILE_CATEGORIES = (
+    ("verdict parsing (parse_verdict)", ("parse_verdict",)),
+    ("sentence counting (count_sentences, pysbd)", ("count_sentences",)),
+    ("naming penalty", ("naming_penalty",)),
+    ("answer extraction", ("extract_answer",)),
+    ("store (SQLite writes and reads)", ("Store.",)),
+    ("request cache key (ChatRequest.key)", ("ChatRequest.key",)),
+    ("HTTP client (OpenAICompatModel.complete, aiohttp)", ("OpenAICompatModel.",)),
+    ("prompt rendering and rubric", ("prompts/__init__", "build_rubric", "verdict_json_schema")),
+    ("aiohttp connection callbacks (reading responses)", ("aiohttp/",)),
+    ("engine and call-cache bookkeeping", ("skillmix/",)),
+)
+
+
+def py_spy_breakdown(raw_path: str, top: int = 30) -> str:
+    """Categories and the hottest functions (self time) of a `py-spy record --format raw` file."""
+    import collections
+    import re
+
+    categories: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in Path(raw_path).read_text().splitlines():
+        if not line.strip():
+            continue
+        stack, count = line.rsplit(" ", 1)
+        frames = [re.sub(r":\d+\)", ")", f) for f in stack.split(";")]
+        if not any("run_forever" in f for f in frames):
+            continue  # imports and setup, outside the measured run
+        n = int(count)
+        total += n
+        own[frames[-1]] += n
+        category = "event loop and other"
+        for name, markers in PROFILE_CATEGORIES:
+            if any(m in f for f in frames for m in markers):
+                category = name
+                break
+        categories[category] += n
+    if not total:
+        return "no samples inside the event loop"
+    lines = [f"{total} samples inside the event loop", "", "share  category"]
+    lines += [f"{100 * n / total:5.1f}% {name}" for name, n in categories.most_common()]
+    lines += ["", "share  function (self time)"]
+    lines += [f"{100 * n / total:5.1f}% {name}" for name, n in own.most_common(top)]
+    return "\n".join(lines)
+
+
 def profile(args: argparse.Namespace) -> None:
-    """One full run at concurrency 256 under cProfile: prints the hottest functions."""
+    """One full run at concurrency 256, profiled with py-spy (if installed) or cProfile."""
+    import shutil
+
     c = 256
-    items = max(c, math.ceil(5 * c / (REQUESTS_PER_ITEM * args.delay)))
-    path = str(HERE / "profile.pstats")
+    rounds = math.ceil(10 / (REQUESTS_PER_ITEM * args.delay))
+    items = c * max(1, min(rounds, 80))
+    use_py_spy = shutil.which("py-spy") is not None
     with DelayServer(args.delay) as server:
-        _log(f"profiling a full run: concurrency {c}, {items} items (cProfile slows it down)")
-        task = {"kind": "run", "base_url": server.base_url, "concurrency": c, "items": items,
-                "workers": c, "profile": path}  # fmt: skip
-        row = run_child(task, server)
-    print(row.pop("stderr", ""))
-    print(json.dumps(row, indent=2))
-    print(f"\nstats written to {path} (python -m pstats {path})")
+        task = {
+            "kind": "run",
+            "base_url": server.base_url,
+            "concurrency": c,
+            "items": items,
+            "workers": c,
+        }
+        if use_py_spy:
+            raw = str(HERE / "profile.py-spy.txt")
+            _log(f"py-spy: a full run at concurrency {c}, {items} items ...")
+            cmd = [
+                "py-spy",
+                "record",
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                raw,
+                "--",
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--child",
+                json.dumps(task),
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"py-spy failed: {proc.stderr[-2000:]}")
+            print(proc.stdout.strip().splitlines()[-1])
+            print(py_spy_breakdown(raw))
+            print(f"\nraw stacks: {raw} (flamegraph.pl or speedscope can draw them)")
+        else:
+            path = str(HERE / "profile.pstats")
+            _log(
+                f"cProfile (py-spy not found): concurrency {c}, {items} items; "
+                "cProfile slows the run down ..."
+            )
+            row = run_child({**task, "profile": path}, server)
+            print(row.pop("stderr", ""))
+            print(json.dumps(row, indent=2))
+            print(f"\nstats written to {path} (python -m pstats {path})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke check")
     parser.add_argument("--delay", type=float, default=0.2, help="server delay per request (s)")
-    parser.add_argument("--out", help="JSON results (default bench/results.json; "
-                        "bench/results-quick.json with --quick)")  # fmt: skip
-    parser.add_argument("--profile", action="store_true",
-                        help="only profile one full run at concurrency 256 with cProfile")  # fmt: skip
+    parser.add_argument(
+        "--out",
+        help="JSON results (default bench/results.json; bench/results-quick.json with --quick)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: profile one full run at concurrency 256 (py-spy if "
+        "installed, else cProfile) and print where the CPU time goes",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

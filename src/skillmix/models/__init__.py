@@ -21,7 +21,10 @@ def resolve_model(spec: str, settings: Settings | None = None) -> Model:
     """
     provider, _, rest = spec.partition(":")
     provider = provider.strip().lower()
-    name, _, base_url = rest.partition("@")
+    name, base_url = rest, ""
+    head, sep, tail = rest.rpartition("@")
+    if sep and tail.startswith(("http://", "https://")):  # model names may hold "@" too
+        name, base_url = head, tail
     model_settings = (settings or Settings()).for_model(spec)
     if provider == "embedded":
         from skillmix.models.embedded import EmbeddedModel
@@ -34,7 +37,7 @@ def resolve_model(spec: str, settings: Settings | None = None) -> Model:
     if provider == "vllm":
         from skillmix.models.vllm_batch import VLLMBatchModel
 
-        return VLLMBatchModel(rest)
+        return VLLMBatchModel(name, **model_settings.engine_args)
     if provider == "litellm":
         from skillmix.models.litellm_provider import LiteLLMModel
 

@@ -15,30 +15,15 @@ import asyncio
 import contextlib
 import importlib
 import os
-import random
 import threading
-from collections import Counter
 from typing import Any
 
 from skillmix.models.base import ChatRequest, ChatResponse, ModelError, UnknownModelError
-from skillmix.models.limiter import AdaptiveLimiter
+from skillmix.models.retry import RETRY_STATUSES, Retryable, RetryingClient, SchemaRejected
 
 INSTALL_HINT = "pip install 'skillmix[litellm]'"
-RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
-EMPTY_RETRIES = 2  # an empty answer is retried this many times, then accepted as empty
 
 _IMPORT_LOCK = threading.Lock()
-
-
-class _Retry(ModelError):
-    def __init__(self, message: str, cause: str, retry_after: float | None = None):
-        super().__init__(message, retryable=True)
-        self.cause = cause
-        self.retry_after = retry_after
-
-
-class _SchemaRejected(Exception):
-    """The provider does not accept `response_format: json_schema`; fall back to text."""
 
 
 def _import_litellm() -> Any:
@@ -55,7 +40,7 @@ def _import_litellm() -> Any:
         return litellm
 
 
-class LiteLLMModel:
+class LiteLLMModel(RetryingClient):
     """A chat model called through `litellm.acompletion`."""
 
     provider = "litellm"
@@ -79,59 +64,21 @@ class LiteLLMModel:
         self.name = name
         self.base_url = base_url.rstrip("/") if base_url else None
         self.api_key = api_key
-        self.max_concurrency = max_concurrency
         self.timeout_s = timeout_s
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
-        self.supports_structured = True  # turned off if the provider rejects json_schema
-        self.limiter = AdaptiveLimiter(max_concurrency)
-        self.retry_causes: Counter[str] = Counter()
+        super().__init__(
+            max_concurrency=max_concurrency, max_retries=max_retries, backoff_s=backoff_s
+        )
+        self.structured_modes = ["json_schema"]
         self._litellm: Any = None
-
-    @property
-    def spec(self) -> str:
-        return f"{self.provider}:{self.name}"
 
     @property
     def identity(self) -> str:
         return f"{self.spec}@{self.base_url}" if self.base_url else self.spec
 
-    @property
-    def retries(self) -> int:
-        return sum(self.retry_causes.values())
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Answer one request, retrying rate limits, timeouts, 5xx and connection errors."""
+    async def _attempt(self, request: ChatRequest, mode: str) -> ChatResponse:
         if self._litellm is None:
             self._litellm = await asyncio.to_thread(_import_litellm)
-        structured = self.supports_structured and request.json_schema is not None
-        attempt = 0
-        empty = 0
-        while True:
-            try:
-                async with self.limiter:
-                    response = await self._call(request, structured)
-                if not response.text.strip() and empty < EMPTY_RETRIES:
-                    empty += 1
-                    raise _Retry(f"{self.spec}: empty answer", "empty")
-                self.limiter.on_success()
-                return response
-            except _SchemaRejected:
-                self.supports_structured = False
-                structured = False
-            except _Retry as err:
-                if attempt >= self.max_retries:
-                    raise ModelError(
-                        f"{err} (gave up after {attempt + 1} tries)", retryable=True
-                    ) from err
-                self.retry_causes[err.cause] += 1
-                if err.cause == "429":
-                    self.limiter.on_rate_limited(err.retry_after)
-                delay = err.retry_after
-                if delay is None:
-                    delay = self.backoff_s * (2 ** min(attempt, 6)) * (0.5 + random.random())
-                attempt += 1
-                await asyncio.sleep(min(delay, 60.0))
+        return await self._call(request, mode == "json_schema")
 
     def _kwargs(self, request: ChatRequest, structured: bool) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -164,7 +111,7 @@ class LiteLLMModel:
             choice = response.choices[0]
             text = choice.message.content or ""
         except (AttributeError, IndexError, TypeError) as err:
-            raise _Retry(
+            raise Retryable(
                 f"{self.spec}: malformed response: {response!r:.200}", "malformed"
             ) from err
         usage = getattr(response, "usage", None)
@@ -172,7 +119,7 @@ class LiteLLMModel:
             text=text,
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            structured=structured,
+            structured="json_schema" if structured else "",
             finish_reason=str(getattr(choice, "finish_reason", "") or ""),
         )
 
@@ -183,17 +130,19 @@ class LiteLLMModel:
         detail = str(err)[:300].strip()
         status = getattr(err, "status_code", None)
         if isinstance(err, litellm.Timeout):
-            return _Retry(f"{self.spec}: no answer within {self.timeout_s:g}s{where}", "timeout")
+            return Retryable(f"{self.spec}: no answer within {self.timeout_s:g}s{where}", "timeout")
         refused = _connection_failure(err)
         if refused is not None:
             # LiteLLM reports an unreachable host as an HTTP 500; the cause says what happened.
-            return _Retry(
+            return Retryable(
                 f"{self.spec}: cannot connect to {self.base_url or 'the provider'} ({refused}); "
                 "is the server running and the base URL right?",
                 "connect",
             )
         if isinstance(err, litellm.RateLimitError):
-            return _Retry(f"{self.spec}: rate limited{where}: {detail}", "429", _retry_after(err))
+            return Retryable(
+                f"{self.spec}: rate limited{where}: {detail}", "429", _retry_after(err)
+            )
         if isinstance(err, litellm.NotFoundError) or _names_bad_model(detail):
             return UnknownModelError(
                 f"{self.spec}: unknown model '{self.name}'{where}: use LiteLLM's naming, "
@@ -208,9 +157,9 @@ class LiteLLMModel:
             isinstance(err, litellm.UnsupportedParamsError)
             or (isinstance(err, litellm.BadRequestError) and "response_format" in detail)
         ):
-            return _SchemaRejected()
+            return SchemaRejected()
         if isinstance(status, int) and status in RETRY_STATUSES:
-            return _Retry(f"{self.spec}: HTTP {status}{where}: {detail}", str(status))
+            return Retryable(f"{self.spec}: HTTP {status}{where}: {detail}", str(status))
         if isinstance(
             err,
             (
@@ -220,7 +169,7 @@ class LiteLLMModel:
                 litellm.APIConnectionError,
             ),
         ):
-            return _Retry(f"{self.spec}: provider error{where}: {detail}", "server")
+            return Retryable(f"{self.spec}: provider error{where}: {detail}", "server")
         if isinstance(err, ModelError):
             return err
         return ModelError(f"{self.spec}: {type(err).__name__}{where}: {detail}")

@@ -11,33 +11,21 @@ hundreds of concurrent requests (bench/throughput.py measures both).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import random
-from collections import Counter
 from typing import Any
 
 import aiohttp
 
 from skillmix.models.base import ChatRequest, ChatResponse, ModelError, UnknownModelError
-from skillmix.models.limiter import AdaptiveLimiter
+from skillmix.models.retry import RETRY_STATUSES, Retryable, RetryingClient, SchemaRejected
 from skillmix.models.settings import ModelSettings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
-EMPTY_RETRIES = 2  # an empty answer is retried this many times, then accepted as empty
 
 
-class _Retry(ModelError):
-    def __init__(self, message: str, cause: str, retry_after: float | None = None):
-        super().__init__(message, retryable=True)
-        self.cause = cause
-        self.retry_after = retry_after
-
-
-class OpenAICompatModel:
+class OpenAICompatModel(RetryingClient):
     provider = "openai"
 
     def __init__(
@@ -71,32 +59,20 @@ class OpenAICompatModel:
             or ""
         )
         self.headers = dict(s.headers)
-        self.max_concurrency = max_concurrency or s.max_concurrency
         self.timeout_s = timeout_s or s.timeout_s
-        self.max_retries = s.max_retries if max_retries is None else max_retries
-        self.backoff_s = s.backoff_s if backoff_s is None else backoff_s
+        super().__init__(
+            max_concurrency=max_concurrency or s.max_concurrency,
+            max_retries=s.max_retries if max_retries is None else max_retries,
+            backoff_s=s.backoff_s if backoff_s is None else backoff_s,
+        )
         # Structured-output dialects to try, best first; a server that rejects one moves on to
         # the next (llama.cpp's server takes json_object + schema, not json_schema).
         self.structured_modes = ["json_schema", "json_object"]
-        self.limiter = AdaptiveLimiter(self.max_concurrency)
-        self.retry_causes: Counter[str] = Counter()
         self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def spec(self) -> str:
-        return f"{self.provider}:{self.name}"
 
     @property
     def identity(self) -> str:
         return f"{self.spec}@{self.base_url}"
-
-    @property
-    def supports_structured(self) -> bool:
-        return bool(self.structured_modes)
-
-    @property
-    def retries(self) -> int:
-        return sum(self.retry_causes.values())
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -122,37 +98,7 @@ class OpenAICompatModel:
             body["response_format"] = {"type": "json_object", "schema": request.json_schema}
         return body
 
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        attempt = 0
-        empty = 0
-        while True:
-            mode = self.structured_modes[0] if request.json_schema and self.structured_modes else ""
-            try:
-                async with self.limiter:
-                    response = await self._post(request, mode)
-                if not response.text.strip() and empty < EMPTY_RETRIES:
-                    empty += 1
-                    raise _Retry(f"{self.spec}: empty answer", "empty")
-                self.limiter.on_success()
-                return response
-            except _SchemaRejected:
-                if mode in self.structured_modes:
-                    self.structured_modes.remove(mode)
-            except _Retry as err:
-                if attempt >= self.max_retries:
-                    raise ModelError(
-                        f"{err} (gave up after {attempt + 1} tries)", retryable=True
-                    ) from err
-                self.retry_causes[err.cause] += 1
-                if err.cause == "429":
-                    self.limiter.on_rate_limited(err.retry_after)
-                delay = err.retry_after
-                if delay is None:
-                    delay = self.backoff_s * (2 ** min(attempt, 6)) * (0.5 + random.random())
-                attempt += 1
-                await asyncio.sleep(min(delay, 60.0))
-
-    async def _post(self, request: ChatRequest, mode: str) -> ChatResponse:
+    async def _attempt(self, request: ChatRequest, mode: str) -> ChatResponse:
         url = f"{self.base_url}/chat/completions"
         headers = {"Content-Type": "application/json", **self.headers}
         if self.api_key:
@@ -168,24 +114,26 @@ class OpenAICompatModel:
                 raw = await resp.text()
                 if resp.status != 200:
                     if mode and resp.status in (400, 422, 500) and "response_format" in raw:
-                        raise _SchemaRejected()
+                        raise SchemaRejected()
                     raise self._http_error(resp.status, raw, resp.headers.get("Retry-After"))
         except TimeoutError as err:
-            raise _Retry(f"{self.spec}: no answer within {self.timeout_s:g}s", "timeout") from err
+            raise Retryable(
+                f"{self.spec}: no answer within {self.timeout_s:g}s", "timeout"
+            ) from err
         except aiohttp.ClientConnectorError as err:
-            raise _Retry(
+            raise Retryable(
                 f"{self.spec}: cannot connect to {self.base_url} ({err.os_error}); "
                 "is the server running and the base URL right?",
                 "connect",
             ) from err
         except aiohttp.ClientError as err:
-            raise _Retry(f"{self.spec}: connection error: {err!r}", "connection") from err
+            raise Retryable(f"{self.spec}: connection error: {err!r}", "connection") from err
         try:
             data = json.loads(raw)
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
         except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as err:
-            raise _Retry(
+            raise Retryable(
                 f"{self.spec}: malformed response from {url}: {raw[:200]!r}", "malformed"
             ) from err
         usage = data.get("usage") or {}
@@ -215,7 +163,7 @@ class OpenAICompatModel:
             if retry_after:
                 with contextlib.suppress(ValueError):
                     delay = max(0.0, float(retry_after))
-            return _Retry(
+            return Retryable(
                 f"{self.spec}: HTTP {status} from {self.base_url}: {detail}", str(status), delay
             )
         return ModelError(f"{self.spec}: HTTP {status} from {self.base_url}: {detail}")
@@ -223,7 +171,3 @@ class OpenAICompatModel:
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
-
-
-class _SchemaRejected(Exception):
-    """The server does not accept `response_format: json_schema`; fall back to text."""

@@ -43,6 +43,9 @@ class ModelSettings(BaseModel):
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(8, ge=0)
     backoff_s: float = Field(1.0, ge=0)
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict, description="passed to the in-process engine (vLLM's LLM(...))"
+    )
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
