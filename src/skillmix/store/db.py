@@ -67,6 +67,16 @@ CREATE TABLE IF NOT EXISTS run_calls (
     sent INTEGER NOT NULL,
     PRIMARY KEY (run_id, key)
 );
+CREATE TABLE IF NOT EXISTS human_verdicts (
+    run_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    gen_round INTEGER NOT NULL,
+    criterion TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    value INTEGER NOT NULL CHECK (value IN (0, 1)),
+    created REAL NOT NULL,
+    PRIMARY KEY (run_id, item_id, gen_round, criterion, reviewer)
+);
 CREATE TABLE IF NOT EXISTS generations (
     run_id TEXT NOT NULL,
     item_id TEXT NOT NULL,
@@ -392,6 +402,35 @@ class Store:
             ),
         )
 
+    # --- human spot checks ---------------------------------------------------------------
+
+    def put_human_verdicts(
+        self, run_id: str, item_id: str, gen_round: int, reviewer: str, verdicts: dict[str, int]
+    ) -> None:
+        """A reviewer's verdict per criterion on one generation (a new one replaces theirs)."""
+        if not reviewer.strip():
+            raise StoreError("a human verdict needs the reviewer's name")
+        now = time.time()
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO human_verdicts (run_id, item_id, gen_round, criterion, "
+                "reviewer, value, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, item_id, gen_round, criterion, reviewer.strip(), int(value), now)
+                    for criterion, value in verdicts.items()
+                ],
+            )
+
+    def human_verdicts(self, run_id: str) -> list[dict[str, Any]]:
+        """Rows of (item_id, gen_round, criterion, reviewer, value, created)."""
+        return _human_rows(
+            self.db.execute(
+                "SELECT item_id, gen_round, criterion, reviewer, value, created "
+                "FROM human_verdicts WHERE run_id = ? ORDER BY created",
+                (run_id,),
+            ).fetchall()
+        )
+
     def grades(self, run_id: str) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT * FROM grades WHERE run_id = ? ORDER BY item_id, gen_round, judge, grade_round",
@@ -405,6 +444,10 @@ class Store:
             }
             for r in rows
         ]
+
+
+def _human_rows(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    return [dict(r) for r in rows]
 
 
 def _call_record(row: sqlite3.Row) -> CallRecord:

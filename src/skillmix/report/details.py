@@ -1,0 +1,91 @@
+"""Everything about each generation of a run as plain data: for the HTML report, the review
+app and exports. Reads only the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skillmix.protocol.rubric import build_rubric
+from skillmix.results import RunScores
+from skillmix.store import Store
+
+
+def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
+    """One record per (item, generation round), with the task, both turns, the answer and
+    every judge's grading rounds and decided verdicts. JSON-serialisable."""
+    run_id = scores.run["id"]
+    catalog = scores.catalog
+    generations = {(g["item_id"], g["round"]): g for g in store.generations(run_id)}
+    grades: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for g in store.grades(run_id):
+        grades.setdefault((g["item_id"], g["gen_round"]), []).append(g)
+    decided = {(r.item_id, g.gen_round, r.judge): g for r in scores.items for g in r.generations}
+    records = []
+    for item in store.items(run_id):
+        skills = [catalog.skill(s) for s in item["skill_ids"]]
+        topic = catalog.topic(item["topic_id"])
+        rubric = build_rubric(skills, topic)
+        for gen_round in range(scores.run["config"]["generation_rounds"]):
+            gen = generations.get((item["item_id"], gen_round))
+            if gen is None:
+                continue
+            turns = []
+            for key in (gen["turn1_key"], gen["turn2_key"]):
+                call = store.get_call(key)
+                if call is not None:
+                    turns.append({"prompt": call.messages[-1]["content"], "reply": call.response})
+            judges = []
+            for judge in scores.judges:
+                rounds = []
+                for g in grades.get((item["item_id"], gen_round), []):
+                    if g["judge"] != judge:
+                        continue
+                    texts = [store.get_call(k) for k in g["call_keys"]]
+                    rounds.append(
+                        {
+                            "round": g["grade_round"],
+                            "status": g["status"],
+                            "method": g["method"],
+                            "verdicts": g["verdicts"],
+                            "reason": g["reason"],
+                            "raw": [c.response for c in texts if c is not None],
+                        }
+                    )
+                result = decided.get((item["item_id"], gen_round, judge))
+                judges.append(
+                    {
+                        "judge": judge,
+                        "rounds": rounds,
+                        "decided": result.decided if result else None,
+                        "scores": vars(result.scores) if result and result.scores else None,
+                        "penalized": result.penalized if result else [],
+                    }
+                )
+            records.append(
+                {
+                    "item_id": item["item_id"],
+                    "k": item["k"],
+                    "gen_round": gen_round,
+                    "topic": topic.name,
+                    "skills": [
+                        {
+                            "id": s.id,
+                            "name": s.name,
+                            "category": s.category,
+                            "definition": s.definition,
+                            "example": s.example,
+                        }
+                        for s in skills
+                    ],
+                    "criteria": [
+                        {"id": c.id, "label": c.label, "kind": c.kind, "judged": c.judged}
+                        for c in rubric
+                    ],
+                    "turns": turns,
+                    "answer": gen["answer"],
+                    "sentences": gen["sentences"],
+                    "named": gen["named"],
+                    "judges": judges,
+                }
+            )
+    return records
