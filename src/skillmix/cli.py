@@ -706,5 +706,8 @@ def show(item_id: str, run_id: str | None, store_path: str) -> None:
         raise UserError(str(err).strip("'\"")) from err
 
 
+# --- commands defined next to the code they drive (one add_command line each) --------------
+
+
 if __name__ == "__main__":
     main()
