@@ -706,6 +706,25 @@ def show(item_id: str, run_id: str | None, store_path: str) -> None:
         raise UserError(str(err).strip("'\"")) from err
 
 
+@main.command()
+@click.argument("run_ids", nargs=-1)
+@store_option
+@click.option("--out", "out_path", required=True, help="File to write: .jsonl, .csv or .parquet.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]),
+              help="Format (default: from the file suffix).")
+def export(run_ids: tuple[str, ...], store_path: str, out_path: str, fmt: str | None) -> None:
+    """Export runs (default: all) with one row per item x round x judge x grading round."""
+    from skillmix.export import export_run
+
+    store = _store(store_path)
+    try:
+        ids = [store.get_run(r)["id"] for r in run_ids] or [r["id"] for r in store.list_runs()]
+        n = export_run(store, ids, out_path, fmt)
+    except (StoreError, ValueError) as err:
+        raise UserError(str(err)) from err
+    console.print(f"wrote {n:,} rows from {len(ids)} run(s) to {out_path}")
+
+
 # --- commands defined next to the code they drive (one add_command line each) --------------
 
 
