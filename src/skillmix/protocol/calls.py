@@ -138,8 +138,9 @@ class CallCache:
             finish_reason=response.finish_reason,
             latency_s=time.perf_counter() - started,
         )
-        self.store.put_call(record)
-        self._ledger(key, role, sent=True)
+        with self.store.transaction():  # the answer and its ledger line: one commit
+            self.store.put_call(record)
+            self._ledger(key, role, sent=True)
         usage = self.stats.role(role)
         usage.sent += 1
         usage.prompt_tokens += response.prompt_tokens

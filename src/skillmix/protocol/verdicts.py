@@ -20,6 +20,7 @@ is recognised (so that it is not mistaken for another criterion) and then ignore
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -148,7 +149,8 @@ class _Matcher:
     """Assigns a piece of text to the criterion it names most specifically."""
 
     def __init__(self, criteria: Sequence[Criterion]) -> None:
-        self._terms: list[tuple[str, re.Pattern[str], int]] = []
+        self._pending: list[tuple[str, Sequence[str]]] = []
+        self._compiled: list[tuple[str, re.Pattern[str], int]] | None = None
         self._exact: dict[str, str] = {}
         has_length = False
         for criterion in criteria:
@@ -163,10 +165,19 @@ class _Matcher:
             self._add(_LENGTH_ID, _LENGTH_TERMS)
 
     def _add(self, cid: str, terms: Sequence[str]) -> None:
-        for term in dict.fromkeys(t.strip().lower() for t in terms):
-            pattern = _term_pattern(term)
-            if pattern is not None:
-                self._terms.append((cid, pattern, len(term)))
+        self._pending.append((cid, terms))
+
+    @property
+    def _terms(self) -> list[tuple[str, re.Pattern[str], int]]:
+        # Compiled on first use: a JSON verdict keyed exactly never needs the patterns.
+        if self._compiled is None:
+            self._compiled = []
+            for cid, terms in self._pending:
+                for term in dict.fromkeys(t.strip().lower() for t in terms):
+                    pattern = _term_pattern(term)
+                    if pattern is not None:
+                        self._compiled.append((cid, pattern, len(term)))
+        return self._compiled
 
     def match(self, text: str) -> str | None:
         """The id of the criterion `text` names, or None if none or several equally."""
@@ -188,6 +199,7 @@ class _Matcher:
         return exact if exact is not None else self.match(key.replace("_", " "))
 
 
+@functools.lru_cache(maxsize=8192)
 def _term_pattern(term: str) -> re.Pattern[str] | None:
     """Words of the term in order, each also matching its inflected forms."""
     words = re.findall(r"[^\W_]+", term)

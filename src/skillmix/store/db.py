@@ -139,7 +139,10 @@ class Store:
             self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            # Each write commits at once. With WAL and synchronous=OFF a commit is a write()
+            # to the OS without fsync: it survives the process being killed (even SIGKILL),
+            # not a power cut, and costs microseconds instead of a disk flush.
+            self.db.execute("PRAGMA synchronous=OFF")
             self.db.execute("PRAGMA foreign_keys=ON")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
