@@ -146,6 +146,31 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# A measurement is "noisy" when other processes used more than this many cores meanwhile.
+NOISY_OTHER_CPU = 0.25
+QUIET_WAIT_S = 60.0
+
+
+def _wait_for_quiet(server: DelayServer) -> None:
+    """Wait (up to QUIET_WAIT_S) until other processes use less than NOISY_OTHER_CPU cores.
+
+    The machine may be shared (other people's tests); starting while it is busy only
+    produces a row to throw away. Waits in one-second samples; gives up quietly.
+    """
+    deadline = time.monotonic() + QUIET_WAIT_S
+    warned = False
+    while True:
+        busy0, server0, children0 = _busy_seconds(), server.cpu_seconds(), _children_cpu()
+        time.sleep(1.0)
+        other = (_busy_seconds() - busy0) - (server.cpu_seconds() - server0)
+        other -= _children_cpu() - children0
+        if other < NOISY_OTHER_CPU or time.monotonic() > deadline:
+            return
+        if not warned:
+            _log(f"    waiting for the machine to be quiet (others use {other:.1f} cores) ...")
+            warned = True
+
+
 def run_child(task: dict[str, Any], server: DelayServer, timeout_s: float = 1800) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter, with what the server and others did meanwhile.
 
@@ -154,6 +179,7 @@ def run_child(task: dict[str, Any], server: DelayServer, timeout_s: float = 1800
     this machine by processes other than the client and the server, e.g. other people's
     tests: the measurement is only as clean as this is small).
     """
+    _wait_for_quiet(server)
     start_requests = server.stats()["requests"]  # also resets the peak
     server0, busy0, child0, t0 = (
         server.cpu_seconds(),
@@ -713,8 +739,13 @@ def _full_row(name: str, r: dict[str, Any]) -> list[str]:
         f"{r['client_cpu_share']:.0%}",
         f"{r['server_cpu_ms_per_request']:.2f}",
         str(r.get("peak_inflight", "-")),
-        f"{r.get('other_cpu_cores', 0):.2f}" + (f"; {r['warning']}" if "warning" in r else ""),
+        _other(r) + (f"; {r['warning']}" if "warning" in r else ""),
     ]
+
+
+def _other(r: dict[str, Any]) -> str:
+    other = r.get("other_cpu_cores", 0.0)
+    return f"{other:.2f}" + (" (noisy)" if other > NOISY_OTHER_CPU else "")
 
 
 FULL_HEADER = [
@@ -770,7 +801,7 @@ def _transport_row(r: dict[str, Any]) -> list[str]:
         f"{r['client_cpu_share']:.0%}",
         f"{r['server_cpu_ms_per_request']:.3f}",
         str(r.get("peak_inflight", "-")),
-        f"{r.get('other_cpu_cores', 0):.2f}",
+        _other(r),
     ]
 
 
@@ -782,7 +813,8 @@ def render(out: dict[str, Any]) -> str:
         f"server and the client. Python {out['machine']['python']}. Ideal: full run "
         f"concurrency / ({REQUESTS_PER_ITEM} x delay) items/s; transports concurrency / delay "
         "requests/s. 'client CPU busy' near 100% means the client's one Python thread is the "
-        "bottleneck.",
+        f"bottleneck. 'other CPU' is what other processes used meanwhile; above "
+        f"{NOISY_OTHER_CPU} cores a row is marked noisy (the machine was shared).",
     ]
     rows = [_full_row("skillmix run", r) for r in out["full_runs"]]
     if out["sequential"]:
@@ -798,7 +830,7 @@ def render(out: dict[str, Any]) -> str:
     m = out["memory"]
     if m:
         if "error" in m:
-            mrow = [str(m["items"]), "-", "-", "-", "-", "-", "-", "ERROR: " + m["error"]]
+            mrow = [str(m["items"]), *["-"] * 7, "ERROR: " + m["error"]]
         else:
             mrow = [
                 str(m["items"]),
@@ -809,6 +841,7 @@ def render(out: dict[str, Any]) -> str:
                 f"{m['client_cpu_ms_per_item']:.2f}",
                 f"{m['peak_rss_mb']:.0f} (after imports: {m['rss_before_mb']:.0f})",
                 f"{m['store_mb']:.1f}",
+                _other(m),
             ]
         parts += [
             "## d. A large run: memory, store size, CPU ceiling",
@@ -822,6 +855,7 @@ def render(out: dict[str, Any]) -> str:
                     "client CPU ms/item",
                     "peak RSS MB",
                     "store MB",
+                    "other CPU (cores)",
                 ],
                 [mrow],
             ),
@@ -934,7 +968,8 @@ def profile(args: argparse.Namespace) -> None:
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(f"py-spy failed: {proc.stderr[-2000:]}")
-            print(proc.stdout.strip().splitlines()[-1])
+            results = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            print(results[-1] if results else proc.stdout[-2000:])
             print(py_spy_breakdown(raw))
             print(f"\nraw stacks: {raw} (flamegraph.pl or speedscope can draw them)")
         else:

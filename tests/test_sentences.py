@@ -126,3 +126,8 @@ def test_sentences_are_stripped_slices_in_order(text: str) -> None:
 @given(st.text(max_size=400))
 def test_count_is_deterministic(text: str) -> None:
     assert count_sentences(text) == count_sentences(text) == len(split_sentences(text))
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab .!?\n'\"()…,;-")), max_size=40))
+def test_fast_path_agrees_with_the_segmenter(text):
+    assert count_sentences(text) == len(split_sentences(text))

@@ -726,6 +726,15 @@ def export(run_ids: tuple[str, ...], store_path: str, out_path: str, fmt: str | 
 
 
 # --- commands defined next to the code they drive (one add_command line each) --------------
+from skillmix.report.commands import compare, html, leaderboard  # noqa: E402
+
+main.add_command(html)
+main.add_command(leaderboard)
+main.add_command(compare)
+
+from skillmix.review.commands import review  # noqa: E402
+
+main.add_command(review)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -42,13 +43,15 @@ class ChatRequest:
             "sample": self.sample,
         }
 
+    @functools.cached_property
+    def messages_json(self) -> str:
+        return json.dumps(self.messages, ensure_ascii=False)
+
     def key(self, model_identity: str) -> str:
-        blob = json.dumps(
-            {"model": model_identity, "messages": self.messages, **self.settings()},
-            sort_keys=True,
-            ensure_ascii=False,
-            separators=(",", ":"),
+        settings = json.dumps(
+            {"model": model_identity, **self.settings()}, sort_keys=True, separators=(",", ":")
         )
+        blob = f"{settings}\n{self.messages_json}"
         return hashlib.sha256(blob.encode()).hexdigest()
 
 

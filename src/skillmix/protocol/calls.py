@@ -137,10 +137,10 @@ class CallCache:
             structured=_mode(response.structured),
             finish_reason=response.finish_reason,
             latency_s=time.perf_counter() - started,
+            messages_json=request.messages_json,
         )
-        with self.store.transaction():  # the answer and its ledger line: one commit
-            self.store.put_call(record)
-            self._ledger(key, role, sent=True)
+        self.store.put_call(record)
+        self._ledger(key, role, sent=True)
         usage = self.stats.role(role)
         usage.sent += 1
         usage.prompt_tokens += response.prompt_tokens

@@ -170,7 +170,8 @@ class Engine:
 
         tasks = [asyncio.create_task(worker()) for _ in range(self._worker_count(n_units))]
         try:
-            await _gather_fail_fast(tasks)
+            with self.store.group_commits():
+                await _gather_fail_fast(tasks)
         except ModelError as err:
             self._set_status("stopped")
             raise RunError(

@@ -17,6 +17,7 @@ from skillmix.agreement import AgreementRow, combined_scores, judge_agreement
 from skillmix.metrics import METRICS, Aggregation
 from skillmix.models.settings import Settings
 from skillmix.results import RunScores, SummaryRow, breakdown, score_run, summarize
+from skillmix.review.agreement import human_agreement
 from skillmix.store import Store
 
 WEAK_JUDGE_WARNING = (
@@ -39,6 +40,7 @@ class Report:
     scores: RunScores
     agreement: list[AgreementRow]
     usage: list[dict[str, Any]]
+    human_agreement: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class Report:
             },
             "metrics": [r.to_dict() for r in self.rows],
             "agreement": [dataclasses.asdict(a) for a in self.agreement],
+            "human_agreement": self.human_agreement,
             "usage": self.usage,
             "breakdowns": self.breakdowns,
         }
@@ -116,6 +119,7 @@ def build_report(
         scores=scores,
         agreement=judge_agreement(scores),
         usage=usage,
+        human_agreement=human_agreement(store, scores),
     )
 
 
@@ -166,6 +170,22 @@ def render_report(report: Report, console: Console) -> None:
             raw = "—" if a.raw_agreement != a.raw_agreement else f"{a.raw_agreement:.0%}"
             agreement.add_row(a.criterion, a.statistic.replace("_", " "), value, raw, str(a.units))
         console.print(agreement)
+    if report.human_agreement:
+        human = Table(
+            "judge",
+            "criterion",
+            "agreement",
+            "kappa",
+            "units",
+            title="judge vs human (decided verdicts vs the reviewers' majority, `skillmix review`)",
+            title_justify="left",
+        )
+        for h in report.human_agreement:
+            kappa = "—" if h["kappa"] != h["kappa"] else f"{h['kappa']:.2f}"
+            human.add_row(
+                h["judge"], h["criterion"], f"{h['agreement']:.0%}", kappa, str(h["units"])
+            )
+        console.print(human)
     if report.usage:
         usage = Table(
             "role",

@@ -7,6 +7,7 @@ model request with its settings and the response cache that makes re-runs free.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -126,6 +127,7 @@ class CallRecord:
     finish_reason: str
     latency_s: float
     synthetic: bool = False  # made up by `skillmix estimate`, never stored
+    messages_json: str = ""  # the messages already serialised, when the caller has them
 
 
 class Store:
@@ -133,6 +135,10 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._pending_calls: dict[str, CallRecord] = {}
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -155,7 +161,45 @@ class Store:
             raise StoreError(f"{self.path} is not a skillmix store: {err}") from err
 
     def close(self) -> None:
+        self.flush()
         self.db.close()
+
+    # --- group commit ---------------------------------------------------------------------
+
+    @contextmanager
+    def group_commits(self) -> Iterator[None]:
+        """Inside a running event loop, commit the writes of one loop iteration together.
+
+        Every write made while tasks run in one iteration of the loop is committed in one
+        transaction at the start of the next: one commit instead of one per write, with a
+        window of a single loop iteration (the calls then in flight are at risk anyway).
+        """
+        self._loop = asyncio.get_running_loop()
+        try:
+            yield
+        finally:
+            self.flush()
+            self._loop = None
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        if self._loop is None:
+            self.db.execute(sql, params)
+            return
+        self._pending.append((sql, params))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Commit every pending write in one transaction."""
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        with self.transaction():
+            for sql, params in pending:
+                self.db.execute(sql, params)
+        self._pending_calls.clear()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -206,6 +250,7 @@ class Store:
         return cur.rowcount == 0
 
     def set_run_status(self, run_id: str, status: str) -> None:
+        self.flush()
         self.db.execute(
             "UPDATE runs SET status = ?, updated = ? WHERE id = ?", (status, time.time(), run_id)
         )
@@ -245,11 +290,15 @@ class Store:
     # --- calls (log and cache) ---------------------------------------------------------------
 
     def get_call(self, key: str) -> CallRecord | None:
+        pending = self._pending_calls.get(key)
+        if pending is not None:
+            return pending
         row = self.db.execute("SELECT * FROM calls WHERE key = ?", (key,)).fetchone()
         return None if row is None else _call_record(row)
 
     def put_call(self, record: CallRecord) -> None:
-        self.db.execute(
+        self._pending_calls[record.key] = record
+        self._write(
             "INSERT OR IGNORE INTO calls (key, provider, model, role, messages, settings, "
             "response, prompt_tokens, completion_tokens, structured, finish_reason, latency_s, "
             "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -258,7 +307,7 @@ class Store:
                 record.provider,
                 record.model,
                 record.role,
-                json.dumps(record.messages, ensure_ascii=False),
+                record.messages_json or json.dumps(record.messages, ensure_ascii=False),
                 json.dumps(record.settings, sort_keys=True),
                 record.response,
                 record.prompt_tokens,
@@ -275,7 +324,7 @@ class Store:
 
     def record_use(self, run_id: str, key: str, role: str, sent: bool) -> None:
         """The ledger: this run used this call, paid for it (sent) or from the cache."""
-        self.db.execute(
+        self._write(
             "INSERT INTO run_calls (run_id, key, role, sent) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (run_id, key) DO UPDATE SET sent = max(sent, excluded.sent)",
             (run_id, key, role, int(sent)),
@@ -347,7 +396,7 @@ class Store:
     # --- generations and grades --------------------------------------------------------------
 
     def put_generation(self, run_id: str, item_id: str, round_: int, **fields: Any) -> None:
-        self.db.execute(
+        self._write(
             "INSERT OR REPLACE INTO generations (run_id, item_id, round, turn1_key, turn2_key, "
             "answer, explanation, marker_found, sentences, named) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -386,7 +435,7 @@ class Store:
         attempts: int,
         call_keys: list[str],
     ) -> None:
-        self.db.execute(
+        self._write(
             "INSERT OR REPLACE INTO grades (run_id, item_id, gen_round, judge, grade_round, "
             "status, method, verdicts, reason, attempts, call_keys) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,182 @@
+"""The review page in a real browser (Chromium via Playwright), driven by the keyboard only.
+
+The run is real (engine + scripted servers on 127.0.0.1) and its student answers with
+markup that would run script if the page ever treated model text as HTML.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripted_server import Reply, honest_policy
+from skillmix.review.server import BackgroundServer
+from test_review_app import make_run, salted_judge
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+MALICIOUS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no browser at {CHROMIUM}"),
+]
+
+
+def malicious_student(body: dict[str, Any]) -> Reply:
+    """Writes about the topic, with markup that runs script if rendered as HTML."""
+    reply = honest_policy(body)
+    assert reply.content is not None
+    answer, explanation = reply.content.split("\nExplanation:")
+    return Reply(f"{answer} {MALICIOUS}\nExplanation:{explanation}")
+
+
+@pytest.fixture(scope="module")
+def review_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundServer]:
+    path = tmp_path_factory.mktemp("browser") / "s.sqlite"
+    run_id = make_run(
+        path,
+        malicious_student,
+        [salted_judge("a", 4), salted_judge("b", 3)],
+        k=(2, 3),
+        items=2,
+        generation_rounds=2,
+        grading_rounds=3,
+    )
+    with BackgroundServer(path, run_id) as server:
+        yield server
+
+
+@pytest.fixture
+def page(review_server: BackgroundServer) -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        context = browser.new_context(viewport={"width": 1360, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+
+
+def stored_verdicts(path: Path, run_id: str, reviewer: str) -> list[tuple[str, int, str, int]]:
+    """Straight from the SQLite file, as another process would see it."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT item_id, gen_round, criterion, value FROM human_verdicts "
+            "WHERE run_id = ? AND reviewer = ? ORDER BY criterion",
+            (run_id, reviewer),
+        ).fetchall()
+    return [tuple(r) for r in rows]
+
+
+def test_keyboard_review_stores_verdicts_and_updates_agreement(
+    review_server: BackgroundServer, page: Any
+) -> None:
+    path, run_id = review_server.store_path, review_server.run_id
+    dialogs: list[str] = []
+    problems: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    page.goto(review_server.url)
+    name_input = page.locator("#name-input")
+    name_input.wait_for(state="visible")
+    assert page.evaluate("document.activeElement.id") == "name-input"
+    reviewer = "Ada <b>L</b>"
+    page.keyboard.type(reviewer)
+    page.keyboard.press("Enter")
+
+    page.locator("#item").wait_for(state="visible")
+    assert page.locator("#reviewer-name").text_content() == reviewer  # text, not markup
+    expect(page.locator("#answer")).not_to_be_empty()
+    before = page.locator("#agreement").inner_text()
+    assert "No human verdicts yet" in before
+
+    # Model text is shown as text: the markup is visible, nothing ran, nothing was parsed.
+    answer = page.locator("#answer")
+    assert MALICIOUS in answer.text_content()
+    assert answer.locator("*").count() == 0
+    assert page.locator("img").count() == 0
+    assert page.evaluate("document.scripts.length") == 1
+
+    rows = page.locator("#criteria-body tr")
+    criteria = [rows.nth(i).get_attribute("data-criterion") for i in range(rows.count())]
+    assert criteria[-3:] == ["topic", "sense", "length"]
+    item_id = page.locator("#item-id").text_content()
+    gen_round = int(page.locator("#item-round").text_content().split()[-1]) - 1
+    shown = page.locator("#item .meta")  # k, generation round and item id
+    first = shown.text_content()
+
+    # Grade with the keyboard only: all met, then row 2 not met, then submit.
+    page.keyboard.press("a")
+    page.keyboard.press("2")
+    page.keyboard.press("n")
+    assert "selected" in (rows.nth(2).get_attribute("class") or "")  # moved on to row 3
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#agreement")).not_to_contain_text("No human verdicts yet")
+    after = page.locator("#agreement").inner_text()
+    assert after != before
+    assert re.search(r"\d+%", after) and "1 generation checked by 1 reviewer" in after
+    expect(shown).not_to_have_text(first)
+
+    expected = {c: 1 for c in criteria} | {criteria[1]: 0}
+    stored = stored_verdicts(path, run_id, reviewer)
+    assert set(stored) == {(item_id, gen_round, c, v) for c, v in expected.items()}
+
+    # The next generation is just as harmless.
+    expect(page.locator("#answer")).not_to_be_empty()
+    assert MALICIOUS in answer.text_content() and page.locator("img").count() == 0
+
+    # A partial verdict needs a second Enter; s skips without storing.
+    page.keyboard.press("y")
+    page.keyboard.press("n")
+    page.keyboard.press("Enter")
+    assert "press Enter again" in page.locator("#status").text_content()
+    assert "on" in (rows.nth(0).locator(".toggle.yes").get_attribute("class") or "")
+    assert "on" in (rows.nth(1).locator(".toggle.no").get_attribute("class") or "")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
+    skipped = shown.text_content()
+    page.keyboard.press("s")
+    expect(shown).not_to_have_text(skipped)
+    assert len(stored_verdicts(path, run_id, reviewer)) == len(criteria)
+
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible()
+    assert "mark all criteria met" in page.locator("#help").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "review-help.png"))
+    page.keyboard.press("Escape")
+    assert not page.locator("#help").is_visible()
+
+    # The name is remembered: a reload goes straight to the next generation.
+    page.reload()
+    page.locator("#item").wait_for(state="visible")
+    assert page.locator("#name-dialog").is_hidden()
+
+    assert dialogs == []
+    assert problems == []  # no script errors, no CSP violations
