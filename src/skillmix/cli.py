@@ -710,8 +710,12 @@ def show(item_id: str, run_id: str | None, store_path: str) -> None:
 @click.argument("run_ids", nargs=-1)
 @store_option
 @click.option("--out", "out_path", required=True, help="File to write: .jsonl, .csv or .parquet.")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]),
-              help="Format (default: from the file suffix).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "parquet"]),
+    help="Format (default: from the file suffix).",
+)
 def export(run_ids: tuple[str, ...], store_path: str, out_path: str, fmt: str | None) -> None:
     """Export runs (default: all) with one row per item x round x judge x grading round."""
     from skillmix.export import export_run
