@@ -1,0 +1,1 @@
+"""Composition training data: Skill-Mix SFT sets and Instruct-SkillMix (SPEC section 6)."""
