@@ -13,24 +13,11 @@ from typing import Any
 
 import pytest
 
+from browser import ARTIFACTS, launch, sync_api
 from report_fixtures import MALICIOUS, TwoRuns, two_student_runs
 from skillmix.metrics import METRICS
 from skillmix.report.html import render_html
 from skillmix.store import Store
-
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +33,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Two
 def browser(report: tuple[Path, TwoRuns]) -> Iterator[Any]:
     # Depends on `report` so that the runs are made (asyncio) before Playwright's loop runs.
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        chromium = launch(p)
         yield chromium
         chromium.close()
 
@@ -156,16 +143,18 @@ def test_hostile_answer_is_shown_as_text(watched: Watched):
 def test_filters(watched: Watched):
     page = watched.page
     rows = page.locator("tr.item-row")
+    sync_api.expect(rows).to_have_count(24)
+    failed = rows.evaluate_all("rs => rs.filter(r => r.dataset.failed === '1').length")
+    assert 12 <= failed < 24  # every sloppy k=2 generation fails the sentence limit
     page.check("#filter-failures")
-    failures = rows.count()
-    assert 12 <= failures < 24  # every sloppy k=2 generation fails the sentence limit
+    sync_api.expect(rows).to_have_count(failed)
     assert set(rows.evaluate_all("rs => rs.map(r => r.dataset.failed)")) == {"1"}
     page.select_option("#filter-k", "2")
     page.select_option("#filter-run", label="openai:sloppy-student")
-    assert rows.count() == 6
+    sync_api.expect(rows).to_have_count(6)
     page.uncheck("#filter-failures")
     page.fill("#filter-text", "no such text anywhere")
-    assert rows.count() == 0
+    sync_api.expect(rows).to_have_count(0)
     assert page.locator("#item-count").inner_text().startswith("0 of 24")
 
 

@@ -14,20 +14,17 @@ from typing import Any
 
 import pytest
 
+from browser import ARTIFACTS, launch, sync_api
 from scripted_server import Reply, honest_policy
 from skillmix.review.server import BackgroundServer
 from test_review_app import make_run, salted_judge
 
-sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 MALICIOUS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no browser at {CHROMIUM}"),
 ]
 
 
@@ -58,17 +55,7 @@ def review_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backgrou
 @pytest.fixture
 def page(review_server: BackgroundServer) -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch(p)
         context = browser.new_context(viewport={"width": 1360, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(15_000)
