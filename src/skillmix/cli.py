@@ -642,6 +642,7 @@ def _latest_run(store: Store) -> str:
     help="Model settings and prices (default: ./skillmix.toml if present).",
 )
 @click.option("--pricing", type=click.Path(exists=True), help="Extra prices (TOML/YAML).")
+@click.option("--html", "html_path", help="Also write a self-contained HTML report here.")
 def report(
     run_id: str | None,
     store_path: str,
@@ -650,8 +651,13 @@ def report(
     as_json: bool,
     settings_file: str | None,
     pricing: str | None,
+    html_path: str | None,
 ) -> None:
-    """Metrics of a stored run (the latest by default), as a table and JSON/CSV files."""
+    """Metrics of a stored run (the latest by default), as a table and JSON/CSV files.
+
+    With --html, also one self-contained HTML file (plots, heatmaps, every item); for
+    several runs side by side use `skillmix html RUN...`.
+    """
     store = _store(store_path)
     try:
         settings = load_settings(settings_file, pricing)
@@ -664,6 +670,13 @@ def report(
     except (StoreError, SettingsError) as err:
         raise UserError(str(err)) from err
     paths = write_report(rep, Path(out) / rep.run_id)
+    if html_path:
+        from skillmix.report.html import render_html
+
+        render_html(
+            store, [rep.run_id], html_path, cast(Aggregation, aggregation), settings=settings
+        )
+        err_console.print(f"HTML report: {html_path}", highlight=False)
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))
     else:
