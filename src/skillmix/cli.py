@@ -555,7 +555,10 @@ def estimate(**opts: Any) -> None:
         m.spec for m in engine.models if prepared.settings.price(m.provider, m.name) is None
     }
     if unpriced:
-        console.print(f"no price known for {', '.join(sorted(unpriced))}: add [pricing] entries")
+        console.print(
+            f"no price known for {', '.join(sorted(unpriced))}: add \\[pricing] entries",
+            highlight=False,
+        )
 
 
 # --- cache ---------------------------------------------------------------------------------------
@@ -752,6 +755,11 @@ main.add_command(compare)
 from skillmix.review.commands import review  # noqa: E402
 
 main.add_command(review)
+
+from skillmix.data.commands import data  # noqa: E402
+
+main.add_command(data)
+import skillmix.data.instruct_commands  # noqa: E402,F401,I001
 
 
 if __name__ == "__main__":

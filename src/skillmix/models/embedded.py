@@ -8,6 +8,7 @@ model instance answers one request at a time, in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
@@ -24,6 +25,16 @@ INSTALL_HINT = (
 
 _LOCK = threading.Lock()
 _CACHE: dict[tuple[str, int], Any] = {}
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the models before interpreter shutdown, when llama.cpp's __del__ would fail."""
+    for llm in _CACHE.values():
+        close = getattr(llm, "close", None)
+        if close is not None:
+            close()
+    _CACHE.clear()
 
 
 def gguf_path() -> Path:
