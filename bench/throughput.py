@@ -578,9 +578,11 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "memory": None,
     }
     delay = args.delay
+    sections = set(args.sections)
+    out["sections"] = "".join(sorted(sections))
     with DelayServer(delay) as server:
         _log(f"delay server on port {server.port}, delay {delay:g} s")
-        for run in settings["runs"]:
+        for run in settings["runs"] if "a" in sections else []:
             c = run["concurrency"]
             workers = run["workers"] or "default"
             _log(f"[a] full run: concurrency {c}, {run['items']} items, workers {workers} ...")
@@ -591,19 +593,20 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             out["full_runs"].append(row)
             _log("    " + _brief(row))
 
-        _log(f"[b] sequential urllib loop: {settings['sequential_items']} items ...")
-        task = {
-            "kind": "sequential",
-            "base_url": server.base_url,
-            "items": settings["sequential_items"],
-        }
-        row = {"concurrency": 1, **run_child(task, server)}
-        row["ideal_items_per_s"] = 1 / (REQUESTS_PER_ITEM * delay)
-        _derive(row, row["ideal_items_per_s"])
-        out["sequential"] = row
-        _log("    " + _brief(row))
+        if "b" in sections:
+            _log(f"[b] sequential urllib loop: {settings['sequential_items']} items ...")
+            task = {
+                "kind": "sequential",
+                "base_url": server.base_url,
+                "items": settings["sequential_items"],
+            }
+            row = {"concurrency": 1, **run_child(task, server)}
+            row["ideal_items_per_s"] = 1 / (REQUESTS_PER_ITEM * delay)
+            _derive(row, row["ideal_items_per_s"])
+            out["sequential"] = row
+            _log("    " + _brief(row))
 
-        for c in TRANSPORT_CONCURRENCIES:
+        for c in TRANSPORT_CONCURRENCIES if "c" in sections else ():
             for transport in TRANSPORTS:
                 row = {"transport": transport, "concurrency": c, "ideal_requests_per_s": c / delay}
                 why = transport_unavailable(transport, problems)
@@ -631,6 +634,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 out["transports"].append(row)
                 _log("    " + _brief(row))
 
+    if "d" not in sections:
+        return out
     with DelayServer(MEMORY_DELAY_S) as server:
         items = settings["memory_items"]
         _log(
@@ -819,14 +824,16 @@ def render(out: dict[str, Any]) -> str:
     rows = [_full_row("skillmix run", r) for r in out["full_runs"]]
     if out["sequential"]:
         rows.append(_full_row("sequential urllib loop", out["sequential"]))
-    parts += [
-        "## a/b. Full runs (3 requests per item) and the one-at-a-time baseline",
-        _table(FULL_HEADER, rows),
-    ]
-    parts += [
-        "## c. Transports: plain chat requests, steady window",
-        _table(TRANSPORT_HEADER, [_transport_row(r) for r in out["transports"]]),
-    ]
+    if rows:
+        parts += [
+            "## a/b. Full runs (3 requests per item) and the one-at-a-time baseline",
+            _table(FULL_HEADER, rows),
+        ]
+    if out["transports"]:
+        parts += [
+            "## c. Transports: plain chat requests, steady window",
+            _table(TRANSPORT_HEADER, [_transport_row(r) for r in out["transports"]]),
+        ]
     m = out["memory"]
     if m:
         if "error" in m:
@@ -998,8 +1005,16 @@ def main() -> None:
         help="instead: profile one full run at concurrency 256 (py-spy if "
         "installed, else cProfile) and print where the CPU time goes",
     )
+    parser.add_argument(
+        "--sections",
+        default="abcd",
+        help="which measurements to run: a full runs, b sequential baseline, c transports, "
+        "d large run (default abcd)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not args.sections or not set(args.sections) <= set("abcd"):
+        parser.error("--sections takes letters from abcd, e.g. --sections ad")
     if args.child:
         child_main(json.loads(args.child))
         return
