@@ -464,8 +464,9 @@ async def _sender(
     if transport.startswith("openai-"):
         import openai
 
+        http_client: Any = None
         if transport == "openai-httpx":
-            http_client = None
+            pass
         elif transport == "openai-httpx-limits":
             import httpx
 
@@ -478,7 +479,7 @@ async def _sender(
             http_client = openai.DefaultAioHttpClient()  # needs `pip install openai[aiohttp]`
         else:
             raise ValueError(f"unknown transport {transport}")
-        client = openai.AsyncOpenAI(
+        oai = openai.AsyncOpenAI(
             base_url=base_url,
             api_key="bench",
             max_retries=0,
@@ -487,15 +488,15 @@ async def _sender(
         )
 
         async def send_openai() -> str:
-            resp = await client.chat.completions.create(
+            resp = await oai.chat.completions.create(
                 model=MODEL,
-                messages=messages,
+                messages=messages,  # type: ignore[arg-type]
                 temperature=0.7,
-                max_tokens=256,  # type: ignore[arg-type]
+                max_tokens=256,
             )
             return resp.choices[0].message.content or ""
 
-        return send_openai, client.close
+        return send_openai, oai.close
     raise ValueError(f"unknown transport {transport}")
 
 
