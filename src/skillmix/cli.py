@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -476,20 +477,7 @@ def run(
         f"catalog {engine.catalog.short_hash}, store {engine.store.path}",
         highlight=False,
     )
-    try:
-        with progress:
-            result = asyncio.run(engine.run())
-    except BudgetReached as err:
-        _print_usage(engine.calls.stats, "this invocation")
-        err_console.print(f"[yellow]paused[/]: {err}", highlight=False)
-        sys.exit(3)
-    except RunError as err:
-        raise UserError(str(err)) from err
-    except KeyboardInterrupt:
-        err_console.print(
-            "[yellow]interrupted[/]: answers so far are saved; re-run the same command to resume"
-        )
-        sys.exit(130)
+    result = run_job(engine.run(), progress, lambda: engine.calls.stats, BudgetReached, RunError)
     _print_usage(result.stats, "this invocation")
     if result.retries:
         err_console.print(
@@ -502,6 +490,34 @@ def run(
     render_report(report, console)
     paths = write_report(report, Path(out) / result.run_id)
     err_console.print(f"report files: {paths[0].parent}/", highlight=False)
+
+
+def run_job(
+    job: Coroutine[Any, Any, Any],
+    progress: Progress,
+    stats: Callable[[], CallStats],
+    paused: type[Exception],
+    failed: type[Exception],
+) -> Any:
+    """Run a resumable job under its progress bars; the CLI's answer to every way it ends.
+
+    `paused` (a budget reached) exits 3 after printing what was spent, `failed` becomes a
+    user error, Ctrl-C exits 130; in every case what was answered is already in the store.
+    """
+    try:
+        with progress:
+            return asyncio.run(job)
+    except paused as err:
+        _print_usage(stats(), "this invocation")
+        err_console.print(f"[yellow]paused[/]: {err}", highlight=False)
+        sys.exit(3)
+    except failed as err:
+        raise UserError(str(err)) from err
+    except KeyboardInterrupt:
+        err_console.print(
+            "[yellow]interrupted[/]: answers so far are saved; re-run the same command to resume"
+        )
+        sys.exit(130)
 
 
 def _print_usage(stats: CallStats, label: str) -> None:

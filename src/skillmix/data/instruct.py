@@ -45,7 +45,7 @@ from skillmix.data.sft import EMBEDDED_WARNING
 from skillmix.models import ChatRequest, Model, ModelError
 from skillmix.models.settings import Settings
 from skillmix.protocol.calls import BudgetExhausted, CallCache, CallStats
-from skillmix.protocol.engine import derive_seed
+from skillmix.protocol.engine import derive_seed, gather_fail_fast
 from skillmix.store import CallRecord, Store
 
 PIPELINE = "instruct-skillmix"
@@ -932,7 +932,7 @@ class InstructPipeline:
                 self.progress("examples", len(outcomes), total)
 
         tasks = [asyncio.create_task(worker()) for _ in range(self._worker_count(len(plans)))]
-        await _gather_fail_fast(tasks)
+        await gather_fail_fast(tasks)
         records: list[DataRecord] = []
         rejected: list[Rejection] = []
         for index in sorted(outcomes):
@@ -979,18 +979,6 @@ class InstructPipeline:
             f"{err}. {self.calls.stats.sent} answers were bought and saved; run the same "
             "command again (with a new --max-cost) to continue."
         )
-
-
-async def _gather_fail_fast(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for all tasks; on the first failure cancel the rest and raise it."""
-    try:
-        for finished in asyncio.as_completed(tasks):
-            await finished
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 # --- filtering and output -------------------------------------------------------------------

@@ -6,9 +6,7 @@ imports `skillmix.cli` only inside the command.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -106,7 +104,7 @@ def instruct(
     skills, a critique, a refined response. Every answer is kept in the store: re-running
     the same command resumes a stopped run and asks nothing twice.
     """
-    from skillmix.cli import UserError, _print_usage, _progress, _store
+    from skillmix.cli import UserError, _print_usage, _progress, _store, run_job
     from skillmix.data.export import MissingDependency, parse_formats
     from skillmix.models import ModelError, load_settings, resolve_model
     from skillmix.models.settings import SettingsError
@@ -165,20 +163,9 @@ def instruct(
         progress.update(bars[stage], completed=done, total=total)
 
     pipeline.progress = report
-    try:
-        with progress:
-            result = asyncio.run(pipeline.run())
-    except InstructPaused as err:
-        _print_usage(pipeline.calls.stats, "this invocation")
-        err_console.print(f"[yellow]paused[/]: {err}", highlight=False)
-        sys.exit(3)
-    except InstructError as err:
-        raise UserError(str(err)) from err
-    except KeyboardInterrupt:
-        err_console.print(
-            "[yellow]interrupted[/]: answers so far are saved; re-run the same command to resume"
-        )
-        sys.exit(130)
+    result = run_job(
+        pipeline.run(), progress, lambda: pipeline.calls.stats, InstructPaused, InstructError
+    )
     if estimate:
         _print_estimate(result.stats, pipeline.run_id, model.spec)
         return

@@ -171,7 +171,7 @@ class Engine:
         tasks = [asyncio.create_task(worker()) for _ in range(self._worker_count(n_units))]
         try:
             with self.store.group_commits():
-                await _gather_fail_fast(tasks)
+                await gather_fail_fast(tasks)
         except ModelError as err:
             self._set_status("stopped")
             raise RunError(
@@ -333,7 +333,7 @@ def _text_of(record: Any) -> str:
     return str(record.response)
 
 
-async def _gather_fail_fast(tasks: list[asyncio.Task[None]]) -> None:
+async def gather_fail_fast(tasks: list[asyncio.Task[None]]) -> None:
     """Wait for all tasks; on the first failure cancel the rest and raise it."""
     try:
         for finished in asyncio.as_completed(tasks):
