@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from conftest import skillmix
+from conftest import canonical, skillmix, stored_bodies
 from scripted_server import Reply, ScriptedServer
 from skillmix.catalog.load import load_catalog
 from skillmix.data.instruct import (
@@ -41,7 +40,6 @@ from skillmix.data.instruct import (
     parse_response,
     parse_skill_entry,
 )
-from skillmix.models import ChatRequest
 from skillmix.models.openai_compat import OpenAICompatModel
 
 TOPICS = ["Cooking", "Personal finance", "cooking.", "Software debugging", "Travel planning"]
@@ -180,30 +178,6 @@ def instruct_args(spec: str, out: Path, store: Path, examples: int = 24, **extra
     for key, value in extra.items():
         args += [f"--{key.replace('_', '-')}", value]
     return args
-
-
-def canonical(body: dict[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True)
-
-
-def stored_bodies(store: Path, model: OpenAICompatModel) -> set[str]:
-    """The HTTP bodies of every call whose answer the store holds."""
-    db = sqlite3.connect(store)
-    bodies = set()
-    for messages, settings in db.execute("SELECT messages, settings FROM calls"):
-        s = json.loads(settings)
-        request = ChatRequest(
-            tuple(json.loads(messages)),
-            s["temperature"],
-            s["max_tokens"],
-            s["seed"],
-            s["json_schema"],
-            s["sample"],
-        )
-        mode = "json_schema" if s["json_schema"] else ""
-        bodies.add(canonical(model._body(request, mode)))
-    db.close()
-    return bodies
 
 
 def read_records(out: Path) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from conftest import skillmix
+from conftest import canonical, skillmix, stored_bodies
 from scripted_server import Reply, ScriptedServer
 from skillmix.catalog.load import load_catalog
 from skillmix.data.card import card_numbers, data_card, write_card
@@ -51,7 +51,6 @@ from skillmix.models.openai_compat import OpenAICompatModel
 from skillmix.protocol.engine import derive_seed
 from skillmix.sampling import split_catalog
 from skillmix.store import Store
-from test_resume import canonical, stored_bodies
 
 ITEMS = 4
 ROUNDS = 2

@@ -11,9 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import skillmix
+from conftest import canonical, skillmix, stored_bodies
 from scripted_server import ScriptedServer, honest_policy
-from skillmix.models import ChatRequest
 from skillmix.models.openai_compat import OpenAICompatModel
 
 
@@ -21,29 +20,6 @@ def slow_policy(body):
     reply = honest_policy(body)
     reply.delay_s = 0.02
     return reply
-
-
-def canonical(body: dict) -> str:
-    return json.dumps(body, sort_keys=True)
-
-
-def stored_bodies(store: Path, model: OpenAICompatModel) -> set[str]:
-    """The HTTP bodies of every call whose answer the store holds."""
-    db = sqlite3.connect(store)
-    bodies = set()
-    for messages, settings in db.execute("SELECT messages, settings FROM calls"):
-        s = json.loads(settings)
-        request = ChatRequest(
-            tuple(json.loads(messages)),
-            s["temperature"],
-            s["max_tokens"],
-            s["seed"],
-            s["json_schema"],
-            s["sample"],
-        )
-        bodies.add(canonical(model._body(request, "json_schema" if s["json_schema"] else "")))
-    db.close()
-    return bodies
 
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):

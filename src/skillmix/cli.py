@@ -520,6 +520,32 @@ def run_job(
         sys.exit(130)
 
 
+def print_estimate(stats: CallStats, title: str) -> None:
+    """The predicted calls, tokens and cost per role of a job that has not run yet."""
+    table = Table(
+        "role",
+        "calls to send",
+        "from store",
+        "prompt tokens",
+        "completion tokens",
+        "cost (USD)",
+        title=title,
+        title_justify="left",
+    )
+    for role, usage in stats.roles.items():
+        cost = f"{usage.cost:.4f}" + (" + unpriced" if usage.unpriced else "")
+        table.add_row(
+            role,
+            f"{usage.sent:,}",
+            f"{usage.cached:,}",
+            f"≈{usage.prompt_tokens:,}",
+            f"≈{usage.completion_tokens:,}",
+            cost,
+        )
+    console.print(table)
+    console.print(f"total: {stats.sent:,} calls to send, ≈${stats.cost:.4f}")
+
+
 def _print_usage(stats: CallStats, label: str) -> None:
     roles = ", ".join(f"{role} {n}" for role, n in stats.by_role.items()) or "none"
     unpriced = sum(r.unpriced for r in stats.roles.values())
@@ -544,29 +570,7 @@ def estimate(**opts: Any) -> None:
     prepared = _prepare(opts, dry_run=True)
     engine = prepared.engine
     result = asyncio.run(engine.run())
-    table = Table(
-        "role",
-        "calls to send",
-        "from store",
-        "prompt tokens",
-        "completion tokens",
-        "cost (USD)",
-        title=f"estimate for {engine.run_id}",
-        title_justify="left",
-    )
-    for role, usage in result.stats.roles.items():
-        cost = f"{usage.cost:.4f}" + (" + unpriced" if usage.unpriced else "")
-        table.add_row(
-            role,
-            f"{usage.sent:,}",
-            f"{usage.cached:,}",
-            f"≈{usage.prompt_tokens:,}",
-            f"≈{usage.completion_tokens:,}",
-            cost,
-        )
-    console.print(table)
-    stats = result.stats
-    console.print(f"total: {stats.sent:,} calls to send, ≈${stats.cost:.4f}")
+    print_estimate(result.stats, f"estimate for {engine.run_id}")
     unpriced = {
         m.spec for m in engine.models if prepared.settings.price(m.provider, m.name) is None
     }

@@ -13,7 +13,6 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import TaskID
-from rich.table import Table
 
 from skillmix.data.commands import data
 from skillmix.data.instruct import (
@@ -194,27 +193,11 @@ def instruct(
 
 
 def _print_estimate(stats: CallStats, run_id: str, spec: str) -> None:
-    table = Table(
-        "role",
-        "calls to send",
-        "from store",
-        "prompt tokens",
-        "completion tokens",
-        "cost (USD)",
-        title=f"estimate for {run_id} (teacher {spec})",
-        title_justify="left",
-    )
-    for role, usage in stats.roles.items():
-        cost = f"{usage.cost:.4f}" + (" + unpriced" if usage.unpriced else "")
-        table.add_row(
-            role,
-            f"{usage.sent:,}",
-            f"{usage.cached:,}",
-            f"≈{usage.prompt_tokens:,}",
-            f"≈{usage.completion_tokens:,}",
-            cost,
-        )
-    console.print(table)
-    console.print(f"total: {stats.sent:,} calls to send, ≈${stats.cost:.4f}")
+    from skillmix.cli import console, print_estimate
+
+    print_estimate(stats, f"estimate for {run_id} (teacher {spec})")
     if any(usage.unpriced for usage in stats.roles.values()):
-        console.print(f"no price known for {spec}: add it under [pricing] in skillmix.toml")
+        console.print(
+            f"no price known for {spec}: add it under \\[pricing] in skillmix.toml",
+            highlight=False,
+        )
