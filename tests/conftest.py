@@ -58,3 +58,39 @@ def stored_bodies(store: Path, model: OpenAICompatModel) -> set[str]:
         bodies.add(canonical(model._body(request, "json_schema" if s["json_schema"] else "")))
     db.close()
     return bodies
+
+
+def sigkill_at_request(server: ScriptedServer, args: list[str], cwd: Path, at: int) -> list[str]:
+    """Run `skillmix ARGS` and SIGKILL it while `server` holds its `at`-th request.
+
+    Returns the canonical bodies the server got before it was closed. Close that server
+    and resume against a new `ScriptedServer(port=server.port)`: then every request the
+    new one logs comes from the resumed process, whatever the killed one had in flight.
+    """
+    server.hold_from(at)
+    log = cwd / f"killed-{at}.stderr"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "skillmix.cli", *args],
+            cwd=cwd,
+            env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            wait_until_held(server, proc)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -9, log.read_text()
+    return [canonical(b) for b in server.requests]
+
+
+def wait_until_held(server: ScriptedServer, proc: subprocess.Popen, limit_s: float = 120) -> None:
+    """Block until `server` holds a request of `proc`; fail at once if `proc` ends first."""
+    for _ in range(int(limit_s * 10)):
+        if server.holding.wait(0.1):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended (exit {proc.returncode}) before the hold")
+    raise AssertionError("the run never reached the hold point")

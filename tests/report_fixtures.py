@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripted_server import Reply, ScriptedServer
+from scripted_server import Reply, ScriptedServer, sentence_limit_in, skill_names_in
 from skillmix.catalog.load import load_catalog
 from skillmix.catalog.model import Catalog
 from skillmix.config import RunConfig
@@ -41,8 +41,7 @@ def _topic(body: dict[str, Any]) -> str:
 
 
 def _limit(body: dict[str, Any]) -> int | None:
-    match = re.search(r"at most (\d+) sentence", body["messages"][-1]["content"])
-    return int(match.group(1)) if match else None
+    return sentence_limit_in(body["messages"][-1]["content"])
 
 
 def careful_student(body: dict[str, Any]) -> Reply:
@@ -61,7 +60,7 @@ def sloppy_student(body: dict[str, Any]) -> Reply:
     topic = _topic(body)
     if _limit(body) is None:
         return Reply(f"Answer: Something about {topic}.\nExplanation: none.")
-    names = re.findall(r"^- ([^:]+):", body["messages"][0]["content"], flags=re.M)
+    names = skill_names_in(body["messages"][0]["content"])
     blurt = f", pure {names[0]}" if names and _digest(topic) % 2 == 0 else ""
     return Reply(
         f"Answer: {MALICIOUS} The {topic} thing went wrong{blurt}. See {OUTSIDE_URL} now.\n"

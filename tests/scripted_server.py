@@ -36,13 +36,43 @@ def _digest(*parts: object) -> int:
     return int(hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest(), 16)
 
 
+_NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def sentence_limit_in(text: str) -> int | None:
+    """The "at most N sentence(s)" limit a prompt states, in digits (v1) or words (v2)."""
+    match = re.search(r"at most (\d+|[a-z]+) sentence", text)
+    if match is None:
+        return None
+    word = match.group(1)
+    if word.isdigit():
+        return int(word)
+    return _NUMBER_WORDS.index(word) + 1 if word in _NUMBER_WORDS else None
+
+
+def skill_names_in(prompt: str) -> list[str]:
+    """The skills a student prompt lists: "- name: ..." (v1) or "**name**: ..." (v2)."""
+    found = re.findall(r"^(?:- ([^:]+)|\*\*(.+?)\*\*):", prompt, flags=re.M)
+    return [plain or bold for plain, bold in found]
+
+
+def rubric_labels_in(prompt: str) -> list[str]:
+    """The criteria a grading prompt lists: numbered lines, or a "Criteria: a, b" line."""
+    numbered = re.findall(r"^\d+\. (.+)$", prompt, flags=re.M)
+    if numbered:
+        return numbered
+    inline = re.search(r"^Criteria: (.+)$", prompt, flags=re.M)
+    return inline.group(1).split(", ") if inline else []
+
+
 def honest_policy(body: dict[str, Any]) -> Reply:
     """A deterministic student and judge.
 
     Student: writes exactly as many sentences as the turn-2 prompt allows (turn 1: two
     more), about the topic, and names a skill when the seed says so (1 in 7).
     Judge: marks each criterion from a hash of (answer, key, seed), so grading rounds
-    differ and majority vote matters; answers JSON when a schema is given, else lines.
+    differ and majority vote matters; answers JSON when a schema is given, a table with
+    a Points Earned column when asked for one, else lines.
     """
     messages = body["messages"]
     last = messages[-1]["content"]
@@ -52,20 +82,29 @@ def honest_policy(body: dict[str, Any]) -> Reply:
         fmt = body.get("response_format")
         if fmt:
             keys = list(fmt["json_schema"]["schema"]["properties"])
+        elif "Points Earned" in last:
+            keys = rubric_labels_in(last)
         else:
             keys = re.findall(r"^(.+): <1 or 0>$", last, flags=re.M)
         values = {k: int(_digest(answer, k, seed) % 5 != 0) for k in keys}
         if fmt:
             return Reply(json.dumps(values))
+        if "Points Earned" in last:
+            rows = "\n".join(f"| {k} | {v} |" for k, v in values.items())
+            total = sum(values.values())
+            return Reply(
+                "| Criteria | Points Earned |\n|---|---|\n"
+                f"{rows}\n| Total Points Earned | {total} |\n\nExplanation: graded."
+            )
         return Reply("\n".join(f"{k}: {v}" for k, v in values.items()))
     topic = re.search(r"about (.+?) that illustrates", messages[0]["content"]).group(1)
-    limit_match = re.search(r"at most (\d+) sentence", last)
-    n = int(limit_match.group(1)) if limit_match else 3
-    if limit_match is None:
+    limit = sentence_limit_in(last)
+    n = limit if limit is not None else 3
+    if limit is None:
         n += 2
     sentences = [f"The {topic} story goes on, part {i + 1}." for i in range(n)]
-    if limit_match and _digest(messages[0]["content"], seed) % 7 == 0:
-        names = re.findall(r"^- ([^:]+):", messages[0]["content"], flags=re.M)
+    if limit is not None and _digest(messages[0]["content"], seed) % 7 == 0:
+        names = skill_names_in(messages[0]["content"])
         sentences[0] = f"This shows {names[0]} about {topic}."
     return Reply("Answer: " + " ".join(sentences) + "\nExplanation: it does.")
 
@@ -131,11 +170,15 @@ class FaultInjector:
 class ScriptedServer:
     """Start with `with ScriptedServer(policy) as server:`; `server.base_url` ends in /v1."""
 
-    def __init__(self, policy: Policy = honest_policy, model: str = "scripted"):
+    def __init__(self, policy: Policy = honest_policy, model: str = "scripted", port: int = 0):
         self.policy = policy
         self.model = model
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        # A gate for tests that interrupt a client at a chosen request: see hold_from().
+        self._hold_from: int | None = None
+        self.holding = threading.Event()
+        self._released = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -149,6 +192,12 @@ class ScriptedServer:
                 body = json.loads(self.rfile.read(length))
                 with server._lock:
                     server.requests.append(body)
+                    held = (
+                        server._hold_from is not None and len(server.requests) >= server._hold_from
+                    )
+                if held:
+                    server.holding.set()
+                    server._released.wait(120)
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, json.dumps({"error": "not found"}))
                 if body.get("model") != server.model:
@@ -190,9 +239,26 @@ class ScriptedServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def hold_from(self, n: int) -> None:
+        """Answer requests 1..n-1 as usual; hold the n-th and every later one unanswered.
+
+        `holding` is set once the n-th request arrived; `release()` lets held ones go on.
+        A test interrupts its client while it waits on held answers, at a point chosen by
+        request count, not by time, so the interruption always lands mid-run.
+        """
+        self._hold_from = n
+
+    def release(self) -> None:
+        self._hold_from = None
+        self._released.set()
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
 
     @property
     def base_url(self) -> str:
@@ -206,5 +272,6 @@ class ScriptedServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()

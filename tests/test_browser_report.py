@@ -39,17 +39,25 @@ def browser(report: tuple[Path, TwoRuns]) -> Iterator[Any]:
 
 
 class Watched:
-    """A page with every dialog, request and script error it met."""
+    """A page with every dialog, request, script error and console error it met."""
 
     def __init__(self, browser: Any, url: str, width: int = 1280):
         self.dialogs: list[str] = []
         self.requests: list[str] = []
         self.errors: list[str] = []
+        self.console: list[str] = []  # Chromium reports CSP violations here
         self.page = browser.new_page(viewport={"width": width, "height": 900})
         self.page.on("dialog", self._dialog)
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on(
+            "console", lambda m: self.console.append(m.text) if m.type == "error" else None
+        )
         self.page.goto(url)
+
+    @property
+    def csp_violations(self) -> list[str]:
+        return [m for m in self.console if "Content Security Policy" in m]
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)
@@ -63,6 +71,7 @@ def watched(browser: Any, report: tuple[Path, TwoRuns]) -> Iterator[Watched]:
     yield page
     page.page.close()
     assert page.errors == [], page.errors
+    assert page.csp_violations == [], "the page's own script or style was refused"
     assert page.dialogs == [], "a dialog fired: model text ran as code"
     assert page.requests == [path.as_uri()], "the page asked for something beyond itself"
 
@@ -109,7 +118,7 @@ def test_clicking_an_item_shows_task_turns_and_verdicts(watched: Watched):
     assert "Carefully told" in turns.nth(0).locator(".reply").inner_text()
     assert "Carefully told" in turns.nth(1).locator(".reply").inner_text()
     turns.nth(1).locator("summary").click()
-    assert "at most 2 sentences" in turns.nth(1).locator("details pre").inner_text()
+    assert "at most two sentences" in turns.nth(1).locator("details pre").inner_text()
     assert "Carefully told" in detail.locator("#detail-answer").inner_text()
     verdicts = detail.locator("table.verdicts")
     assert verdicts.count() == 1
@@ -138,6 +147,36 @@ def test_hostile_answer_is_shown_as_text(watched: Watched):
     assert page.locator("#item-detail script").count() == 0
     assert page.locator("script").count() == 2
     assert page.evaluate("typeof window.alert") == "function"  # untouched
+
+
+def test_csp_refuses_injected_script_and_style(browser: Any, report: tuple[Path, TwoRuns]):
+    """Markup that slipped past escaping: its inline script does not run and its styles do
+    not apply, while the page's own script and style sheet (allowed by hash) still do."""
+    path, _ = report
+    head, tail, end = path.read_text(encoding="utf-8").rpartition("</body>")
+    assert tail == "</body>"
+    injected = (
+        '<script>window.injected = "ran"; document.title = "owned";</script>'
+        "<style>#csp-probe { display: none; }</style>"
+        '<div id="csp-probe" style="display: none">probe</div>'
+        '<div id="csp-handler"><img src="data:," onerror="window.injected = \'handler\'"></div>'
+    )
+    target = path.with_name("injected.html")
+    target.write_text(head + injected + tail + end, encoding="utf-8")
+    page = Watched(browser, target.as_uri())
+    try:
+        assert page.page.evaluate("typeof window.injected") == "undefined"
+        assert not page.page.title().startswith("owned")
+        assert page.page.locator("#csp-probe").is_visible()  # neither style applied
+        assert len(page.csp_violations) >= 3, page.console  # script, style, attribute
+        # The page's own script ran and its own style sheet applies.
+        assert page.page.locator("tr.item-row").count() == 24
+        assert page.page.evaluate(
+            "getComputedStyle(document.querySelector('header.top')).backgroundImage"
+        ).startswith("linear-gradient")
+        assert page.errors == [] and page.dialogs == []
+    finally:
+        page.page.close()
 
 
 def test_filters(watched: Watched):

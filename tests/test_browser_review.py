@@ -1,14 +1,18 @@
 """The review page in a real browser (Chromium via Playwright), driven by the keyboard only.
 
 The run is real (engine + scripted servers on 127.0.0.1) and its student answers with
-markup that would run script if the page ever treated model text as HTML.
+markup that would run script if the page ever treated model text as HTML. The app runs
+with a token, as `skillmix review` does; a page on another origin gets nothing from it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +20,7 @@ import pytest
 
 from browser import ARTIFACTS, launch, sync_api
 from scripted_server import Reply, honest_policy
-from skillmix.review.server import BackgroundServer
+from skillmix.review.server import BackgroundServer, generate_token
 from test_review_app import make_run, salted_judge
 
 expect = sync_api.expect
@@ -48,7 +52,7 @@ def review_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backgrou
         generation_rounds=2,
         grading_rounds=3,
     )
-    with BackgroundServer(path, run_id) as server:
+    with BackgroundServer(path, run_id, token=generate_token()) as server:
         yield server
 
 
@@ -167,3 +171,85 @@ def test_keyboard_review_stores_verdicts_and_updates_agreement(
 
     assert dialogs == []
     assert problems == []  # no script errors, no CSP violations
+
+
+class OtherSite:
+    """A page on another origin (127.0.0.2, so cross-site) served by a real HTTP server."""
+
+    def __init__(self, html: str):
+        body = html.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+        self.url = f"http://127.0.0.2:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> OtherSite:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_other_origin_gets_nothing_even_without_a_token(
+    review_server: BackgroundServer, page: Any
+) -> None:
+    """no-cors requests carry no Origin and no token; Chromium still says where they come
+    from (Sec-Fetch-Site), and the app refuses them before doing any work."""
+    path, run_id = review_server.store_path, review_server.run_id
+    with sqlite3.connect(path) as db:
+        item_id, gen_round = db.execute(
+            "SELECT item_id, round FROM generations WHERE run_id = ? LIMIT 1", (run_id,)
+        ).fetchone()
+    with BackgroundServer(path, run_id) as app:  # loopback, no token: the library default
+        base = app.base_url
+        verdict = {"reviewer": "mallory", "item_id": item_id, "gen_round": gen_round,
+                   "verdicts": {"topic": 0}}  # fmt: skip
+        script = f"""
+          const app = {json.dumps(base)};
+          Promise.allSettled([
+            fetch(app + "/api/item?item_id={item_id}&gen_round={gen_round}", {{mode: "no-cors"}}),
+            fetch(app + "/api/queue?reviewer=mallory", {{mode: "no-cors"}}),
+            fetch(app + "/api/verdicts", {{method: "POST", mode: "no-cors",
+              headers: {{"Content-Type": "text/plain"}}, body: {json.dumps(json.dumps(verdict))}}}),
+          ]).then(() => {{ document.title = "sent"; }});
+        """
+        statuses: dict[str, int] = {}
+        page.on(
+            "response",
+            lambda r: (
+                statuses.__setitem__(r.url.split("?")[0], r.status)
+                if r.url.startswith(base)
+                else None
+            ),
+        )
+        with OtherSite(f"<!doctype html><title>other</title><script>{script}</script>") as site:
+            page.goto(site.url)
+            page.wait_for_function("document.title === 'sent'")
+        assert statuses == {
+            f"{base}/api/item": 403,
+            f"{base}/api/queue": 403,
+            f"{base}/api/verdicts": 403,
+        }
+        assert stored_verdicts(path, run_id, "mallory") == []
+        # The same requests from the app's own page are served.
+        page.goto(app.url)
+        page.locator("#name-input").wait_for(state="visible")
+        assert (
+            page.evaluate(
+                f"fetch('/api/item?item_id={item_id}&gen_round={gen_round}').then(r => r.status)"
+            )
+            == 200
+        )

@@ -16,22 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 import shlex
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import canonical, skillmix, stored_bodies
-from scripted_server import Reply, ScriptedServer
+from conftest import canonical, sigkill_at_request, skillmix, stored_bodies
+from scripted_server import Reply, ScriptedServer, skill_names_in
 from skillmix.catalog.load import load_catalog
 from skillmix.data.card import card_numbers, data_card, write_card
 from skillmix.data.dedup import (
@@ -66,7 +61,7 @@ def _words(*parts: object, n: int = 30) -> list[str]:
 
 
 def _skill_names(prompt: str) -> list[str]:
-    return re.findall(r"^- ([^:\n]+):", prompt, flags=re.M)
+    return skill_names_in(prompt)
 
 
 def quality_policy(body: dict[str, Any], even_seed_only: bool = False) -> Reply:
@@ -95,12 +90,6 @@ def quality_policy(body: dict[str, Any], even_seed_only: bool = False) -> Reply:
     else:
         words = [*_words(task, seed), {2: "qfull", 3: "qtwo"}.get(k, "qjunk")]
     return Reply("Answer: " + " ".join(words) + ".\nExplanation: it shows them all.")
-
-
-def slow_quality_policy(body: dict[str, Any]) -> Reply:
-    reply = quality_policy(body)
-    reply.delay_s = 0.02
-    return reply
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +227,7 @@ def test_records_carry_the_task_answer_and_provenance(sft_run):
         "\n\nThe text must have at most 1 sentence."
     )
     for name in record.provenance["skill_names"]:
-        assert f"- {name}:" in user["content"]
+        assert f"**{name}**:" in user["content"]
     assert "Example:" in user["content"] and record.provenance["topic_name"] in user["content"]
     # The extracted final answer only: no marker, no explanation.
     assert assistant["content"].endswith("qfull.") and "Explanation" not in assistant["content"]
@@ -246,7 +235,7 @@ def test_records_carry_the_task_answer_and_provenance(sft_run):
     catalog = sft_run["catalog"]
     assert prov["run_id"] == result.card_meta["run_id"]
     assert prov["catalog_hash"] == catalog.content_hash
-    assert prov["template_version"].startswith("v1-")
+    assert prov["template_version"].startswith("v2-")
     assert prov["generation_seed"] == derive_seed(
         config.seed, prov["item_id"], "generate", prov["generation_round"]
     )
@@ -393,7 +382,7 @@ def test_data_card_numbers_and_text(sft_run):
     assert meta["teacher"] == sft_run["config"].student
     assert meta["judges"] == list(sft_run["config"].judges)
     assert meta["catalog"]["hash"] == sft_run["catalog"].content_hash
-    assert meta["templates"].startswith("v1-") and meta["dedup_threshold"] == 0.8
+    assert meta["templates"].startswith("v2-") and meta["dedup_threshold"] == 0.8
     assert meta["usage"]["teacher"]["calls"] == 5 * ITEMS * ROUNDS * 2
 
     text = data_card(result.records, result.rejected, result.card_meta)
@@ -446,38 +435,25 @@ def _sft_args(spec: str, store: Path, out: Path) -> list[str]:
 def test_cli_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
     import datasets
 
-    with ScriptedServer(slow_quality_policy) as server:
-        spec = server.spec()
-        killed_store, killed_out = tmp_path / "killed.sqlite", tmp_path / "killed"
+    total = 2 * 4 * 2 * (2 + 2)
+    killed_store, killed_out = tmp_path / "killed.sqlite", tmp_path / "killed"
+    with ScriptedServer(quality_policy) as first:
+        spec = first.spec()
         args = _sft_args(spec, killed_store, killed_out)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "skillmix.cli", *args],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        total = 2 * 4 * 2 * (2 + 2)
-        deadline = time.time() + 120
-        while len(server.requests) < total // 3 and time.time() < deadline:
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL
-        sent_before_kill = len(server.requests)
-        assert 0 < sent_before_kill < total, "the kill must land mid-run"
-        assert not (killed_out / "records.jsonl").exists()
-        answered = stored_bodies(
-            killed_store, OpenAICompatModel("scripted", base_url=server.base_url)
-        )
-        assert answered, "some answers were stored before the kill"
-        store = Store(killed_store)
-        [run] = store.list_runs()
-        with pytest.raises(ValueError, match="not finished"):
-            collect_sft(store, run["id"], load_catalog())
-        store.close()
+        sent_by_killed = sigkill_at_request(first, args, tmp_path, at=total // 3)
+    assert total // 3 <= len(sent_by_killed) < total, "the kill must land mid-run"
+    assert not (killed_out / "records.jsonl").exists()
+    answered = stored_bodies(killed_store, OpenAICompatModel("scripted", base_url=first.base_url))
+    assert answered, "some answers were stored before the kill"
+    store = Store(killed_store)
+    [run] = store.list_runs()
+    with pytest.raises(ValueError, match="not finished"):
+        collect_sft(store, run["id"], load_catalog())
+    store.close()
 
+    with ScriptedServer(quality_policy, port=first.port) as server:
         resumed = skillmix(*args, cwd=tmp_path)
-        resumed_requests = [canonical(b) for b in server.requests[sent_before_kill:]]
+        resumed_requests = [canonical(b) for b in server.requests]
         assert not answered & set(resumed_requests), "an answered request was sent again"
         assert len(resumed_requests) == len(set(resumed_requests))
         assert "skillmix run --student FINETUNED_MODEL" in resumed.stdout

@@ -6,7 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from scripted_server import Reply, ScriptedServer, honest_policy
+from scripted_server import Reply, ScriptedServer, honest_policy, sentence_limit_in, skill_names_in
 from skillmix.catalog.load import load_catalog
 from skillmix.config import RunConfig
 from skillmix.models import resolve_model
@@ -100,12 +100,8 @@ def test_naming_penalty_and_sentence_limit_in_code(tmp_path: Path):
             keys = list(body["response_format"]["json_schema"]["schema"]["properties"])
             return Reply(json.dumps({k: 1 for k in keys}))
         if "improve" in last:
-            names = [
-                line[2:].split(":")[0]
-                for line in body["messages"][0]["content"].splitlines()
-                if line.startswith("- ")
-            ]
-            if "at most 1 sentence" in last:  # k = 2: name the first skill
+            names = skill_names_in(body["messages"][0]["content"])
+            if sentence_limit_in(last) == 1:  # k = 2: name the first skill
                 return Reply(f"Answer: A fine {names[0]}s example. Explanation: x")
             return Reply("Answer: One. Two. Three. Explanation: too long for k=3")
         return Reply("Answer: draft")

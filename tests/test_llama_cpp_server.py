@@ -35,11 +35,17 @@ def llama_server():
     from skillmix.models.embedded import gguf_path
 
     port = free_port()
+    # The server loads the model as the embedded provider does, without llama.cpp's extra
+    # weight buffers (their AMX kernels crash in VMs that do not grant AMX; see embedded.py).
+    launch = (
+        "import runpy; from skillmix.models.embedded import without_extra_buffers\n"
+        "with without_extra_buffers(): runpy.run_module('llama_cpp.server', run_name='__main__')"
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "llama_cpp.server",
+            "-c",
+            launch,
             "--model",
             str(gguf_path()),
             "--host",

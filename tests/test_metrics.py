@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from skillmix.catalog.load import load_catalog
+from skillmix.config import RunConfig
 from skillmix.metrics import (
     Scores,
     aggregate_generations,
@@ -10,6 +14,8 @@ from skillmix.metrics import (
     paired_difference,
     score,
 )
+from skillmix.results import score_run
+from skillmix.store import Store
 
 SKILLS = ["skill:a", "skill:b"]
 
@@ -20,6 +26,80 @@ def test_majority_vote_ties_are_not_met_and_unparsed_do_not_vote():
     assert majority_vote([{"x": 1}, {"x": 0}]) == {"x": 0}
     assert majority_vote([None, None]) is None
     assert majority_vote([]) is None
+
+
+@pytest.mark.parametrize(
+    ("values", "met"),
+    [
+        ([0.5, 0.5, 1], 1),  # mean 2/3: met (0.5 counted as 0 would make it unmet)
+        ([0.5, 1], 1),  # mean 3/4
+        ([1, 0.5, 0], 0),  # mean 1/2: a tie is not met
+        ([0.5, 0.5, 0.5], 0),
+        ([0.5], 0),
+        ([0.75, 0.5], 1),
+        ([1 / 3, 2 / 3], 0),  # mean exactly 1/2 in floating point too
+        ([0.5, None, 1, None], 1),  # unparsed rounds do not vote
+    ],
+)
+def test_majority_vote_uses_the_mean_of_fractional_values(values, met):
+    rounds = [None if v is None else {"x": v} for v in values]
+    assert majority_vote(rounds) == {"x": met}
+    assert type(majority_vote(rounds)["x"]) is int
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from([0, 0.25, 0.5, 0.75, 1])), min_size=1, max_size=7)
+)
+def test_majority_vote_is_the_rounded_mean_of_parsed_rounds(values):
+    """The published rule: the rounded mean (ties down) of the rounds that were read."""
+    decided = majority_vote([None if v is None else {"x": v} for v in values])
+    parsed = [v for v in values if v is not None]
+    if not parsed:
+        assert decided is None
+    else:
+        assert decided == {"x": int(sum(parsed) / len(parsed) > 0.5)}
+
+
+CATALOG_SKILLS = ("red_herring", "loaded_question")
+
+
+def test_fractional_verdicts_round_trip_through_the_store(tmp_path: Path) -> None:
+    """Stored verdicts keep their fractions, and scoring votes on them."""
+    catalog = load_catalog()
+    store = Store(tmp_path / "run.sqlite")
+    store.put_catalog(catalog)
+    config = RunConfig(
+        student="openai:s", judges=("openai:j",), k=(2,), items=2, generation_rounds=1
+    )
+    store.ensure_run("r", config.model_dump(mode="json"), catalog.content_hash, "v1")
+    store.put_items(
+        "r",
+        [(0, "i1", 2, CATALOG_SKILLS, "beekeeping"), (1, "i2", 2, CATALOG_SKILLS, "beekeeping")],
+    )
+    rounds = {"i1": [0.5, 0.5, 1], "i2": [1, 0.5, 0]}  # the red herring point, per round
+    for item, points in rounds.items():
+        store.put_generation(
+            "r", item, 0, turn1_key=f"{item}-1", turn2_key=f"{item}-2", answer="Bees hum.",
+            explanation=None, marker_found=True, sentences=1, named=[],
+        )  # fmt: skip
+        for grade_round, point in enumerate(points):
+            verdicts = {"skill:red_herring": point, "skill:loaded_question": 1, "topic": 1}
+            store.put_grade(
+                "r", item, 0, "openai:j", grade_round, status="parsed", method="text:table",
+                verdicts={**verdicts, "sense": 1}, reason=None, attempts=1, call_keys=[],
+            )  # fmt: skip
+    store.flush()
+    stored = [g["verdicts"]["skill:red_herring"] for g in store.grades("r")]
+    assert stored == [0.5, 0.5, 1, 1, 0.5, 0]
+    voted = {r.item_id: r.generations[0].voted for r in score_run(store, "r").items}
+    assert voted["i1"] == {
+        "skill:red_herring": 1,
+        "skill:loaded_question": 1,
+        "topic": 1,
+        "sense": 1,
+    }
+    assert voted["i2"]["skill:red_herring"] == 0
+    store.close()
 
 
 @pytest.mark.parametrize(

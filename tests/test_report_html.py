@@ -3,6 +3,8 @@ model text. (The page in a real browser: test_browser_report.py.)"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -85,6 +87,33 @@ def test_hostile_model_text_cannot_escape_the_data(page: tuple[str, int]):
     assert text.count("<script") == 2 and text.count("</script>") == 2
     answers = [i["answer"] for i in _data(text)["items"]]
     assert sum(MALICIOUS in a for a in answers) == 12  # sloppy: 6 items x 2 rounds
+
+
+def _sha256_source(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+def test_csp_allows_only_the_page_own_script_and_style(page: tuple[str, int]):
+    """No 'unsafe-inline': the one script and the one style sheet are allowed by the hash
+    of their exact text, as the browser computes it. (In Chromium: test_browser_report.py.)"""
+    text = page[0]
+    [csp] = re.findall(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', text)
+    assert "unsafe" not in csp
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    [script] = re.findall(r"<script>(.*?)</script>", text, flags=re.S)  # the executable one
+    [style] = re.findall(r"<style>(.*?)</style>", text, flags=re.S)
+    assert directives == {
+        "default-src": "'none'",
+        "script-src": _sha256_source(script),
+        "style-src": _sha256_source(style),
+        "base-uri": "'none'",
+        "form-action": "'none'",
+    }
+    # Inline style attributes and event handlers would be refused by this policy.
+    markup = DATA_TAG.sub("", text)
+    assert not re.search(r"\sstyle\s*=", markup)
+    assert not re.search(r"\son[a-z]+\s*=", markup)
 
 
 def test_every_item_and_round_is_in_the_page(runs: TwoRuns, page: tuple[str, int]):

@@ -3,34 +3,34 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import canonical, skillmix, stored_bodies
+from conftest import canonical, sigkill_at_request, skillmix, stored_bodies, wait_until_held
 from scripted_server import ScriptedServer, honest_policy
 from skillmix.models.openai_compat import OpenAICompatModel
 
 
-def slow_policy(body):
-    reply = honest_policy(body)
-    reply.delay_s = 0.02
-    return reply
-
-
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
-    with ScriptedServer(slow_policy) as server:
-        spec = server.spec()
+    """Killed while the server holds its requests from a chosen count on, then resumed.
+
+    The resume talks to a fresh server on the same address, so every request that server
+    logs comes from the resumed process: a request the killed process had in flight can
+    never be mistaken for one the resume sent twice.
+    """
+    total = 2 * 5 * 2 * (2 + 3)
+    killed_store = tmp_path / "killed.sqlite"
+    with ScriptedServer(honest_policy) as first:
+        port = first.port
         args = [
             "run",
             "--student",
-            spec,
+            first.spec(),
             "--judge",
-            spec,
+            first.spec(),
             "--k",
             "2,3",
             "--items",
@@ -40,54 +40,41 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
             "--grading-rounds",
             "3",
         ]
-        killed_store = tmp_path / "killed.sqlite"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "skillmix.cli", *args, "--store", str(killed_store)],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        sent_by_killed = sigkill_at_request(
+            first, [*args, "--store", str(killed_store)], tmp_path, at=total // 3
         )
-        total = 2 * 5 * 2 * (2 + 3)
-        deadline = time.time() + 120
-        while len(server.requests) < total // 3 and time.time() < deadline:
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL
-        sent_before_kill = len(server.requests)
-        assert 0 < sent_before_kill < total, "the kill must land mid-run"
+    assert total // 3 <= len(sent_by_killed) < total, "the kill must land mid-run"
 
-        answered = stored_bodies(
-            killed_store, OpenAICompatModel("scripted", base_url=server.base_url)
-        )
-        assert answered, "some answers were stored before the kill"
+    answered = stored_bodies(killed_store, OpenAICompatModel("scripted", base_url=first.base_url))
+    assert answered, "some answers were stored before the kill"
 
+    with ScriptedServer(honest_policy, port=port) as second:
         skillmix(*args, "--store", str(killed_store), cwd=tmp_path)
-        resumed_requests = [canonical(b) for b in server.requests[sent_before_kill:]]
+        resumed_requests = [canonical(b) for b in second.requests]
         assert not answered & set(resumed_requests), "an answered request was sent again"
         assert len(resumed_requests) == len(set(resumed_requests))
 
-        mark = len(server.requests)
+        mark = len(second.requests)
         clean_store = tmp_path / "clean.sqlite"
         skillmix(*args, "--store", str(clean_store), cwd=tmp_path)
-        assert len(server.requests) - mark == total
+        assert len(second.requests) - mark == total
+        all_clean = {canonical(b) for b in second.requests[mark:]}
 
-        killed = json.loads(
-            skillmix("report", "--json", "--store", str(killed_store), cwd=tmp_path).stdout
-        )
-        clean = json.loads(
-            skillmix("report", "--json", "--store", str(clean_store), cwd=tmp_path).stdout
-        )
-        assert killed["metrics"] == clean["metrics"]
-        assert killed["breakdowns"] == clean["breakdowns"]
-        # All distinct requests of the killed+resumed run together are exactly the clean run's.
-        all_killed = {canonical(b) for b in server.requests[:mark]}
-        all_clean = {canonical(b) for b in server.requests[mark:]}
-        assert all_killed == all_clean
+    killed = json.loads(
+        skillmix("report", "--json", "--store", str(killed_store), cwd=tmp_path).stdout
+    )
+    clean = json.loads(
+        skillmix("report", "--json", "--store", str(clean_store), cwd=tmp_path).stdout
+    )
+    assert killed["metrics"] == clean["metrics"]
+    assert killed["breakdowns"] == clean["breakdowns"]
+    # All distinct requests of the killed+resumed run together are exactly the clean run's.
+    assert set(sent_by_killed) | set(resumed_requests) == all_clean
 
 
 def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path):
-    with ScriptedServer(slow_policy) as server:
+    """Ctrl-C while the server holds the 10th request: the run cannot have finished."""
+    with ScriptedServer(honest_policy) as server:
         spec = server.spec()
         args = [
             "run",
@@ -106,6 +93,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path):
             "--store",
             "s.sqlite",
         ]
+        server.hold_from(10)
         proc = subprocess.Popen(
             [sys.executable, "-m", "skillmix.cli", *args],
             cwd=tmp_path,
@@ -113,11 +101,10 @@ def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path):
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.time() + 120
-        while len(server.requests) < 10 and time.time() < deadline:
-            time.sleep(0.01)
+        wait_until_held(server, proc)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
+        server.release()
         assert proc.returncode == 130, stderr
         assert "interrupted" in stderr and "re-run the same command to resume" in stderr
         db = sqlite3.connect(tmp_path / "s.sqlite")

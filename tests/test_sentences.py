@@ -35,6 +35,16 @@ from skillmix.protocol.sentences import count_sentences, split_sentences
         ("I said ‘go.’ Then left.", 2),
         ('"The bees hum." "They fly."', 2),
         ('The end." Next one.', 2),
+        # several sentences inside one quotation each count
+        ('He said, "It rains. We stay. Bring tea."', 3),
+        ("He said, “It rains. We stay. Bring tea.”", 3),
+        ('"It rains. We stay," she said.', 2),
+        ('The sign read "No entry. Staff only." We left.', 3),
+        ('She said "Dr. Smith is here. Come in."', 2),
+        ('He said "it rains. we stay."', 2),
+        ('He said "we met at 5 p.m. then left."', 1),
+        ('He shouted "Stop! Now!" and ran.', 2),
+        ('A 5" board. A 6" board.', 2),
         # terminators
         ("Is it? Yes! Fine.", 3),
         ("Hello!!! World. Yes.", 3),
@@ -77,6 +87,15 @@ def test_split_sentences_returns_original_text() -> None:
         "The bees. . . hummed.",
         "Dr. Who?",
         "No idea.",
+    ]
+
+
+def test_quoted_sentences_are_split_where_they_end() -> None:
+    text = 'The keeper smiled, "The hive is strong. The queen is laying." Then rain came.'
+    assert split_sentences(text) == [
+        'The keeper smiled, "The hive is strong.',
+        'The queen is laying."',
+        "Then rain came.",
     ]
 
 
@@ -131,3 +150,13 @@ def test_count_is_deterministic(text: str) -> None:
 @given(st.text(alphabet=st.sampled_from(list("ab .!?\n'\"()…,;-")), max_size=40))
 def test_fast_path_agrees_with_the_segmenter(text):
     assert count_sentences(text) == len(split_sentences(text))
+
+
+@given(
+    st.lists(_sentence(), min_size=1, max_size=5),
+    st.sampled_from(["He said, ", "The note read ", ""]),
+    st.sampled_from([('"', '"'), ("“", "”")]),
+)
+def test_each_quoted_sentence_counts(quoted: list[str], lead: str, marks: tuple[str, str]) -> None:
+    text = f"{lead}{marks[0]}{' '.join(quoted)}{marks[1]}"
+    assert count_sentences(text) == len(quoted)

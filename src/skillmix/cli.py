@@ -27,15 +27,18 @@ from rich.table import Table
 
 from skillmix.analytics.frequency import read_frequencies
 from skillmix.catalog.load import BUILTIN, CatalogError, load_catalog
-from skillmix.config import Decoding, RunConfig, load_config_file
+from skillmix.config import RunConfig, check_max_cost, load_config_file
+from skillmix.errors import BudgetError, InputError, SkillmixError, validation_message
 from skillmix.metrics import Aggregation
 from skillmix.models import ModelError, Settings, load_settings, resolve_model
 from skillmix.models.settings import SettingsError
+from skillmix.prompts import template_spec
 from skillmix.protocol.calls import CallStats
 from skillmix.protocol.engine import BudgetReached, Engine, RunError
 from skillmix.report import build_report, render_report, write_report
-from skillmix.sampling import SamplingError, combinations_count, elementary_symmetric
+from skillmix.sampling import combinations_count, elementary_symmetric
 from skillmix.store import Store, StoreError
+from skillmix.terminal import escaped, plain
 
 console = Console()
 err_console = Console(stderr=True)
@@ -43,11 +46,39 @@ DEFAULT_STORE = "skillmix.sqlite"
 DEFAULT_OUT = "skillmix-out"
 
 
-class UserError(click.ClickException):
-    """An error the user can fix; printed without a traceback."""
+class UserError(InputError):
+    """A command's options do not fit; like every `SkillmixError`, `main` prints it."""
 
-    def show(self, file: Any = None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.message}", highlight=False)
+
+def print_error(err: SkillmixError) -> None:
+    """`error: message` on one line and the hint on the next; foreign text stays text."""
+    label = "[yellow]paused[/]:" if isinstance(err, BudgetError) else "[bold red]error:[/]"
+    err_console.print(f"{label} {escaped(err)}", highlight=False, soft_wrap=True)
+    hint = err.hint or getattr(err.__cause__, "hint", "")
+    if hint:
+        err_console.print(f"[dim]hint:[/] {escaped(hint)}", highlight=False, soft_wrap=True)
+
+
+class SkillmixGroup(click.Group):
+    """The `skillmix` group: the one place where a `SkillmixError` becomes a message.
+
+    A `SkillmixError` prints one line and its hint and exits with its code (1, or 3 when
+    a budget paused the job); Ctrl-C exits 130. Any other exception is a bug and keeps
+    its traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SkillmixError as err:
+            print_error(err)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            err_console.print(
+                "[yellow]interrupted[/]: answers so far are saved; re-run the same command "
+                "to resume"
+            )
+            ctx.exit(130)
 
 
 def _ints(values: tuple[str, ...]) -> tuple[int, ...]:
@@ -68,9 +99,11 @@ def _catalog(sources: tuple[str, ...]) -> Any:
         raise UserError(str(err)) from err
 
 
-def _store(path: str) -> Store:
+def _store(path: str, *, read_only: bool = False) -> Store:
+    """The store at `path`. Commands that only read pass `read_only`: they never create a
+    store (a mistyped --store says where it looked) and also work on read-only media."""
     try:
-        return Store(path)
+        return Store(path, read_only=read_only)
     except StoreError as err:
         raise UserError(str(err)) from err
 
@@ -98,11 +131,12 @@ catalog_option = click.option(
     "--catalog",
     "catalog_sources",
     multiple=True,
-    help="Catalog file(s): .yaml, .jsonl or .csv; repeat to combine. Default: built-in.",
+    help="Catalog file(s): .yaml, .jsonl, .csv (also the original scripts' skills.csv) or "
+    ".txt (one topic per line); repeat to combine. Default: built-in.",
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SkillmixGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="skillmix")
 def main() -> None:
     """Measure and teach skill composition in language models (Skill-Mix)."""
@@ -126,20 +160,28 @@ def catalog_show(catalog_sources: tuple[str, ...], show_topics: bool, category: 
     if show_topics:
         table = Table("id", "topic", "category", title=f"{len(cat.topics)} topics")
         for t in cat.topics:
-            table.add_row(t.id, t.name, t.category)
+            table.add_row(*map(plain, (t.id, t.name, t.category)))
     else:
         skills = [s for s in cat.skills if category is None or s.category == category]
         table = Table("id", "name", "category", "definition", title=f"{len(skills)} skills")
         for s in skills:
-            table.add_row(s.id, s.name, s.category, s.definition)
+            table.add_row(*map(plain, (s.id, s.name, s.category, s.definition)))
     console.print(table)
-    console.print(f"catalog {cat.name} version {cat.version or '-'} hash {cat.content_hash}")
+    console.print(
+        f"catalog {escaped(cat.name)} version {escaped(cat.version or '-')} "
+        f"hash {cat.content_hash}",
+        highlight=False,
+    )
 
 
 @catalog.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 def catalog_validate(files: tuple[str, ...]) -> None:
-    """Check catalog files; print every problem with its file and line."""
+    """Check catalog files; print every problem with its file and line.
+
+    Also reads the original Skill-Mix scripts' skills.csv (rows whose status is remove,
+    removed, in review or maybe are left out, as those scripts did) and topics.txt.
+    """
     cat = _catalog(files)
     console.print(
         f"[green]ok[/]: {len(cat.skills)} skills in {len(cat.categories)} categories, "
@@ -169,9 +211,11 @@ def catalog_stats(
     seen (topics without a frequency count as mutually exclusive, sum of p_topic <= 1).
     """
     cat = _catalog(catalog_sources)
-    per_category = Table("category", "skills", title=f"catalog {cat.name} ({cat.short_hash})")
+    per_category = Table(
+        "category", "skills", title=f"catalog {escaped(cat.name)} ({cat.short_hash})"
+    )
     for c in cat.categories:
-        per_category.add_row(c, str(sum(s.category == c for s in cat.skills)))
+        per_category.add_row(plain(c), str(sum(s.category == c for s in cat.skills)))
     per_category.add_row("[bold]total", f"[bold]{len(cat.skills)}")
     console.print(per_category)
     bound_columns: tuple[str, ...] = ()
@@ -281,17 +325,18 @@ def catalog_filter(
     freq_path = Path(out_path).with_suffix(".frequencies.csv")
     write_frequencies(result, freq_path)
     table = Table(
-        "skill", "frequency", "kept", title=f"{result.passages} passages, tagger {tagger}"
+        "skill", "frequency", "kept", title=f"{result.passages} passages, tagger {escaped(tagger)}"
     )
     for sid, freq in sorted(result.frequencies.items(), key=lambda kv: -kv[1]):
-        table.add_row(sid, f"{freq:.1%}", "no" if freq >= threshold else "yes")
+        table.add_row(plain(sid), f"{freq:.1%}", "no" if freq >= threshold else "yes")
     console.print(table)
     dropped = len(cat.skills) - len(filtered.skills)
     console.print(
         f"dropped {dropped} of {len(cat.skills)} skills at >= {threshold:.0%}; "
-        f"{result.unparsed} unparsed tagger answer(s) left out; wrote {out_path} "
-        f"(hash {filtered.short_hash}) and {freq_path}; "
-        f"{calls.stats.sent} model calls, {calls.stats.cached} from the store"
+        f"{result.unparsed} unparsed tagger answer(s) left out; wrote {escaped(out_path)} "
+        f"(hash {filtered.short_hash}) and {escaped(freq_path)}; "
+        f"{calls.stats.sent} model calls, {calls.stats.cached} from the store",
+        highlight=False,
     )
 
 
@@ -317,11 +362,39 @@ def run_options(func: Any) -> Any:
         click.option("--grading-rounds", type=int, help="Independent gradings per generation (3)."),
         click.option("--seed", type=int, help="Seed for items and decoding (0)."),
         catalog_option,
-        click.option("--templates", help="Prompt template version (v1)."),
-        click.option("--student-max-tokens", type=int),
-        click.option("--judge-max-tokens", type=int),
-        click.option("--temperature", type=float, help="Student temperature (0.7)."),
-        click.option("--judge-temperature", type=float, help="Judge temperature (0.7)."),
+        click.option(
+            "--templates",
+            help="Template set: a built-in name (v2, the default; v1) or a folder path.",
+        ),
+        click.option(
+            "--templates-from-reference",
+            "templates_from_reference",
+            type=click.Path(exists=True, file_okay=False),
+            help="Use the prompt files of a checkout of the original Skill-Mix scripts.",
+        ),
+        click.option(
+            "--tell-not-to-name",
+            is_flag=True,
+            help="Tell the student not to name the skills (the published prompt does not).",
+        ),
+        click.option(
+            "--protocol",
+            type=click.Choice(["skillmix", "paper"]),
+            help="skillmix (default) or paper: as the published scripts "
+            "(see `skillmix protocol diff`).",
+        ),
+        click.option("--student-max-tokens", type=int, help="Student max tokens (512)."),
+        click.option("--judge-max-tokens", type=int, help="Judge max tokens (512)."),
+        click.option(
+            "--temperature",
+            type=float,
+            help="Student temperature (default: none sent; local models 0.7).",
+        ),
+        click.option(
+            "--judge-temperature",
+            type=float,
+            help="Judge temperature (default: none sent; local models 0.7).",
+        ),
         click.option(
             "--no-naming-penalty", is_flag=True, help="Do not zero skills named in the text."
         ),
@@ -374,7 +447,8 @@ def _prepare(
     dry_run: bool = False,
     workers: int | None = None,
 ) -> _Prepared:
-    """Turn CLI options into a config, models and an engine; user errors become UserError."""
+    """Turn CLI options into a config, models and an engine (or a `SkillmixError`)."""
+    check_max_cost(max_cost)
     settings_data: dict[str, Any] = (
         load_config_file(opts["config_file"]) if opts["config_file"] else {}
     )
@@ -387,21 +461,21 @@ def _prepare(
         "grading_rounds": opts["grading_rounds"],
         "seed": opts["seed"],
         "catalog": opts["catalog_sources"] or None,
-        "templates": opts["templates"],
+        "templates": template_spec(opts["templates"], opts["templates_from_reference"]),
+        "protocol": opts["protocol"],
+        "tell_not_to_name": opts["tell_not_to_name"] or None,
     }
     settings_data.update({key: value for key, value in flags.items() if value is not None})
     for role, tokens, temp in (
         ("student", opts["student_max_tokens"], opts["temperature"]),
         ("judge", opts["judge_max_tokens"], opts["judge_temperature"]),
     ):
-        decoding = dict(settings_data.get(f"{role}_decoding", {}))
-        if tokens:
-            decoding["max_tokens"] = tokens
-        if temp is not None:
-            decoding["temperature"] = temp
-        if decoding:
+        decoding = settings_data.get(f"{role}_decoding", {})
+        given = {"max_tokens": tokens, "temperature": temp}
+        overrides = {key: value for key, value in given.items() if value is not None}
+        if isinstance(decoding, dict) and (decoding or overrides):  # else RunConfig says why
             default = getattr(RunConfig(), f"{role}_decoding")
-            settings_data[f"{role}_decoding"] = Decoding(**{**default.model_dump(), **decoding})
+            settings_data[f"{role}_decoding"] = {**default.model_dump(), **decoding, **overrides}
     if opts["no_naming_penalty"]:
         settings_data["naming_penalty"] = False
     if opts["no_structured"]:
@@ -414,37 +488,29 @@ def _prepare(
             "categories": opts["held_out_category"],
             "seed": opts["split_seed"],
         }
+    where = f"{opts['config_file']} and flags" if opts["config_file"] else "flags"
     try:
-        config = RunConfig(**settings_data)
+        config = RunConfig.model_validate(settings_data)
     except ValidationError as err:
-        raise UserError(f"invalid settings:\n{err}") from err
-    try:
-        settings = load_settings(opts["settings_file"], opts["pricing"])
-    except SettingsError as err:
-        raise UserError(str(err)) from err
+        raise InputError(validation_message(err, f"invalid settings ({where})")) from None
+    settings = load_settings(opts["settings_file"], opts["pricing"])
     cat = _catalog(config.catalog)
-    try:
-        student_model = resolve_model(config.student, settings)
-        judge_models = [resolve_model(j, settings) for j in config.judges]
-    except ModelError as err:
-        raise UserError(str(err)) from err
+    student_model = resolve_model(config.student, settings)
+    judge_models = [resolve_model(j, settings) for j in config.judges]
     store = _store(opts["store_path"])
-    try:
-        engine = Engine(
-            store,
-            config,
-            cat,
-            student_model,
-            judge_models,
-            settings=settings,
-            max_cost=max_cost,
-            dry_run=dry_run,
-            workers=workers,
-        )
-        engine.sample()
-        engine.calls.check_prices(engine.models)
-    except (SamplingError, ModelError) as err:
-        raise UserError(str(err)) from err
+    engine = Engine(
+        store,
+        config,
+        cat,
+        student_model,
+        judge_models,
+        settings=settings,
+        max_cost=max_cost,
+        dry_run=dry_run,
+        workers=workers,
+    )
+    engine.sample()
+    engine.calls.check_prices(engine.models)
     return _Prepared(config, engine, settings)
 
 
@@ -458,8 +524,18 @@ def _prepare(
 @click.option("--workers", type=int, help="Work units in flight (default: 2 x concurrency).")
 @click.option("--out", default=DEFAULT_OUT, show_default=True, help="Folder for report files.")
 @click.option("--aggregation", type=click.Choice(["max", "mean", "best"]), default="max")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="If another process is running this run, wait for it instead of stopping.",
+)
 def run(
-    max_cost: float | None, workers: int | None, out: str, aggregation: str, **opts: Any
+    max_cost: float | None,
+    workers: int | None,
+    out: str,
+    aggregation: str,
+    wait: bool,
+    **opts: Any,
 ) -> None:
     """Run (or resume) a Skill-Mix evaluation and print its metrics.
 
@@ -471,10 +547,19 @@ def run(
     progress = _progress()
     bars = {stage: progress.add_task(stage, total=n) for stage, n in engine.totals.items()}
     engine.advance = lambda stage: progress.advance(bars[stage])
+    engine.wait_for_lease = wait
+    engine.on_lease_wait = lambda message: err_console.print(escaped(message), highlight=False)
+    if engine.store.replayed:
+        err_console.print(
+            f"stored {engine.store.replayed} write(s) that an earlier run could not store "
+            "(its side file)",
+            highlight=False,
+        )
     err_console.print(
-        f"run [bold]{engine.run_id}[/]: student {config.student}, judge(s) "
-        f"{', '.join(config.judges)}, k={list(config.k)}, {config.items} item(s) per k, "
-        f"catalog {engine.catalog.short_hash}, store {engine.store.path}",
+        f"run [bold]{engine.run_id}[/]: student {escaped(config.student)}, judge(s) "
+        f"{escaped(', '.join(config.judges))}, k={list(config.k)}, {config.items} item(s) "
+        f"per k, catalog {engine.catalog.short_hash}, protocol {config.protocol}, templates "
+        f"{escaped(engine.templates.version_id)}, store {escaped(engine.store.path)}",
         highlight=False,
     )
     result = run_job(engine.run(), progress, lambda: engine.calls.stats, BudgetReached, RunError)
@@ -489,7 +574,7 @@ def run(
     )
     render_report(report, console)
     paths = write_report(report, Path(out) / result.run_id)
-    err_console.print(f"report files: {paths[0].parent}/", highlight=False)
+    err_console.print(f"report files: {escaped(paths[0].parent)}/", highlight=False)
 
 
 def run_job(
@@ -509,7 +594,7 @@ def run_job(
             return asyncio.run(job)
     except paused as err:
         _print_usage(stats(), "this invocation")
-        err_console.print(f"[yellow]paused[/]: {err}", highlight=False)
+        err_console.print(f"[yellow]paused[/]: {escaped(err)}", highlight=False)
         sys.exit(3)
     except failed as err:
         raise UserError(str(err)) from err
@@ -576,7 +661,7 @@ def estimate(**opts: Any) -> None:
     }
     if unpriced:
         console.print(
-            f"no price known for {', '.join(sorted(unpriced))}: add \\[pricing] entries",
+            f"no price known for {escaped(', '.join(sorted(unpriced)))}: add \\[pricing] entries",
             highlight=False,
         )
 
@@ -593,7 +678,7 @@ def cache() -> None:
 @store_option
 def cache_stats(store_path: str) -> None:
     """Cached answers per provider, model and role."""
-    store = _store(store_path)
+    store = _store(store_path, read_only=True)
     table = Table(
         "provider",
         "model",
@@ -603,13 +688,13 @@ def cache_stats(store_path: str) -> None:
         "completion tok",
         "MB",
         "unreferenced",
-        title=f"response cache in {store.path}",
+        title=f"response cache in {escaped(store.path)}",
     )
     for row in store.cache_stats():
         table.add_row(
-            row["provider"],
-            row["model"],
-            row["role"],
+            plain(row["provider"]),
+            plain(row["model"]),
+            plain(row["role"]),
             f"{row['calls']:,}",
             f"{row['prompt_tokens']:,}",
             f"{row['completion_tokens']:,}",
@@ -680,8 +765,11 @@ def report(
 
     With --html, also one self-contained HTML file (plots, heatmaps, every item); for
     several runs side by side use `skillmix html RUN...`.
+
+    For a run made by `skillmix import reference`, also where the original scripts'
+    points and ours disagree (per criterion, by cause, examples) and both sides' metrics.
     """
-    store = _store(store_path)
+    store = _store(store_path, read_only=True)
     try:
         settings = load_settings(settings_file, pricing)
         rep = build_report(
@@ -699,27 +787,27 @@ def report(
         render_html(
             store, [rep.run_id], html_path, cast(Aggregation, aggregation), settings=settings
         )
-        err_console.print(f"HTML report: {html_path}", highlight=False)
+        err_console.print(f"HTML report: {escaped(html_path)}", highlight=False)
     if as_json:
         click.echo(json.dumps(rep.to_dict(), indent=2))
     else:
         render_report(rep, console)
-        err_console.print(f"report files: {paths[0].parent}/", highlight=False)
+        err_console.print(f"report files: {escaped(paths[0].parent)}/", highlight=False)
 
 
 @main.command()
 @store_option
 def runs(store_path: str) -> None:
     """List the runs in a store."""
-    store = _store(store_path)
+    store = _store(store_path, read_only=True)
     table = Table("run", "status", "student", "judges", "k", "items/k", "catalog")
     for r in store.list_runs():
         c = r["config"]
         table.add_row(
-            r["id"],
-            r["status"],
-            c["student"],
-            ", ".join(c["judges"]),
+            plain(r["id"]),
+            plain(r["status"]),
+            plain(c["student"]),
+            plain(", ".join(c["judges"])),
             ",".join(map(str, c["k"])),
             str(c["items"]),
             r["catalog_hash"][:12],
@@ -735,7 +823,7 @@ def show(item_id: str, run_id: str | None, store_path: str) -> None:
     """Everything about one item: prompts, both turns, the extracted answer, every verdict."""
     from skillmix.report.item import render_item
 
-    store = _store(store_path)
+    store = _store(store_path, read_only=True)
     try:
         render_item(store, item_id, run_id, console)
     except (StoreError, KeyError) as err:
@@ -753,16 +841,26 @@ def show(item_id: str, run_id: str | None, store_path: str) -> None:
     help="Format (default: from the file suffix).",
 )
 def export(run_ids: tuple[str, ...], store_path: str, out_path: str, fmt: str | None) -> None:
-    """Export runs (default: all) with one row per item x round x judge x grading round."""
-    from skillmix.export import export_run
+    """Export runs (default: all) with one row per item x round x judge x grading round.
 
-    store = _store(store_path)
+    JSONL and Parquet keep every text exactly. In CSV, a cell starting with = + - @, a tab
+    or a carriage return gets a leading ' so spreadsheets show it instead of running it.
+    """
+    from skillmix.export import export_format, export_run
+
+    try:
+        export_format(out_path, fmt)  # a wrong format is named before the store is looked for
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    store = _store(store_path, read_only=True)
     try:
         ids = [store.get_run(r)["id"] for r in run_ids] or [r["id"] for r in store.list_runs()]
         n = export_run(store, ids, out_path, fmt)
     except (StoreError, ValueError) as err:
         raise UserError(str(err)) from err
-    console.print(f"wrote {n:,} rows from {len(ids)} run(s) to {out_path}")
+    console.print(
+        f"wrote {n:,} rows from {len(ids)} run(s) to {escaped(out_path)}", highlight=False
+    )
 
 
 # --- commands defined next to the code they drive (one add_command line each) --------------
@@ -780,6 +878,14 @@ from skillmix.data.commands import data  # noqa: E402
 
 main.add_command(data)
 import skillmix.data.instruct_commands  # noqa: E402,F401,I001
+
+from skillmix.protocol.commands import protocol  # noqa: E402
+
+main.add_command(protocol)
+
+from skillmix.reference.commands import import_group  # noqa: E402
+
+main.add_command(import_group)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """Export stored runs as flat tables: one row per item x generation round x judge x grading
 round, with the settings that produced it. JSONL, CSV and Parquet; pandas and DuckDB read
-all three."""
+all three.
+
+JSONL and Parquet keep every text as stored. In CSV, a text cell that a spreadsheet would
+read as a formula (it starts with =, +, -, @, a tab or a carriage return) gets a leading
+single quote, so that opening the file never runs what a model wrote."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from skillmix.results import score_run
 from skillmix.store import Store
 
 FORMATS = ("jsonl", "csv", "parquet")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_rows(store: Store, run_id: str) -> Iterator[dict[str, Any]]:
@@ -81,12 +86,28 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def neutralise_formula(value: Any) -> Any:
+    """A text that spreadsheets would run as a formula, prefixed with a single quote.
+
+    Only for CSV: numbers stay numbers, and other texts are returned unchanged.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def export_format(path: str | Path, fmt: str | None = None) -> str:
+    """The format of an export: `fmt`, or the suffix of `path`; ValueError when unknown."""
+    fmt = fmt or Path(path).suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format '{fmt}': use one of {', '.join(FORMATS)}")
+    return fmt
+
+
 def export_run(store: Store, run_ids: list[str], path: str | Path, fmt: str | None = None) -> int:
     """Write the rows of the given runs to `path`; the format comes from `fmt` or the suffix."""
     path = Path(path)
-    fmt = fmt or path.suffix.lstrip(".").lower()
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format '{fmt}': use one of {', '.join(FORMATS)}")
+    fmt = export_format(path, fmt)
     rows = [row for run_id in run_ids for row in export_rows(store, run_id)]
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
@@ -95,7 +116,7 @@ def export_run(store: Store, run_ids: list[str], path: str | Path, fmt: str | No
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif fmt == "csv":
         with path.open("w", newline="") as f:
-            flat = [_flat(r) for r in rows]
+            flat = [{k: neutralise_formula(v) for k, v in _flat(r).items()} for r in rows]
             writer = csv.DictWriter(f, fieldnames=list(flat[0]) if flat else ["run_id"])
             writer.writeheader()
             writer.writerows(flat)

@@ -5,13 +5,15 @@ Pure functions over plain values: no store, no models. SPEC section 5 defines ev
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-Verdicts = Mapping[str, int]
+Verdicts = Mapping[str, float]  # one grading round: criterion -> share earned, in [0, 1]
+Decided = Mapping[str, int]  # criterion -> 0/1 after the vote
 Aggregation = Literal["max", "mean", "best"]
 AGGREGATIONS: tuple[Aggregation, ...] = ("max", "mean", "best")
 NON_SKILL_CRITERIA = ("topic", "sense", "length")
@@ -29,10 +31,11 @@ class Scores:
 
 
 def majority_vote(rounds: Sequence[Verdicts | None]) -> dict[str, int] | None:
-    """Per-criterion majority across grading rounds.
+    """Per-criterion vote across grading rounds: 1 when the mean value exceeds 1/2.
 
-    Unparsed rounds (None) do not vote; a tie counts as not met; with no parsed round the
-    result is None (unscored, never 0).
+    A round's value may be a fraction (a judge's 0.5); with 0/1 values this is the
+    majority. Unparsed rounds (None) do not vote; a tie (mean exactly 1/2) counts as not
+    met; with no parsed round the result is None (unscored, never 0).
     """
     parsed = [r for r in rounds if r is not None]
     if not parsed:
@@ -40,12 +43,12 @@ def majority_vote(rounds: Sequence[Verdicts | None]) -> dict[str, int] | None:
     criteria = sorted({c for r in parsed for c in r})
     decided: dict[str, int] = {}
     for c in criteria:
-        votes = [int(r[c]) for r in parsed if c in r]
-        decided[c] = 1 if 2 * sum(votes) > len(votes) else 0
+        votes = [float(r[c]) for r in parsed if c in r]
+        decided[c] = 1 if 2 * math.fsum(votes) > len(votes) else 0
     return decided
 
 
-def score(decided: Verdicts, skill_criteria: Sequence[str]) -> Scores:
+def score(decided: Decided, skill_criteria: Sequence[str]) -> Scores:
     """The three metrics of one graded generation.
 
     A = skill points (0..k), B = topic + sense + length points (0..3).

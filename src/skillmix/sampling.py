@@ -3,6 +3,10 @@
 Sampling uses SHA-256 of (seed, k, counter) rather than a library PRNG, so the same seed
 and catalog give the same items on every machine and Python version. Items for n are a
 prefix of the items for any larger n with the same seed.
+
+An item's skills are listed to the models in an order shuffled per item (the published
+scripts did the same), drawn the same way from (seed, item id): `Item.presented`. The
+item's identity (`skill_ids`, `id`) stays in catalog order, so shuffling changes no item.
 """
 
 from __future__ import annotations
@@ -10,29 +14,45 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from skillmix.catalog.model import Catalog
+from skillmix.errors import InputError
 
 SAMPLER_VERSION = "sha256-unrank-v1"
+SHUFFLE_VERSION = "sha256-shuffle-v1"
 
 
-class SamplingError(ValueError):
+class SamplingError(InputError):
     """The request cannot be satisfied by the catalog (k too large, too many items...)."""
 
 
 @dataclass(frozen=True)
 class Item:
-    """k distinct skills and one topic. `id` depends only on the content."""
+    """k distinct skills and one topic. `id` depends only on the content.
+
+    `skill_ids` are in catalog order (the item's identity); `presented` is the order in
+    which prompts list them (shuffled per item by `sample_items`; empty: catalog order).
+    """
 
     k: int
     skill_ids: tuple[str, ...]
     topic_id: str
+    presented: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.presented and sorted(self.presented) != sorted(self.skill_ids):
+            raise ValueError(f"{self.presented} is not an order of the skills {self.skill_ids}")
 
     @property
     def id(self) -> str:
         blob = f"{self.k}|{','.join(self.skill_ids)}|{self.topic_id}"
         return f"k{self.k}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+    @property
+    def presented_skill_ids(self) -> tuple[str, ...]:
+        """The skills in the order the prompts list them."""
+        return self.presented or self.skill_ids
 
 
 def combinations_count(n_skills: int, k: int, n_topics: int) -> int:
@@ -45,6 +65,15 @@ def combinations_count(n_skills: int, k: int, n_topics: int) -> int:
 def stable_hash(*parts: object) -> int:
     blob = ":".join(str(p) for p in parts).encode()
     return int.from_bytes(hashlib.sha256(blob).digest(), "big")
+
+
+def shuffled(values: Sequence[str], *key: object) -> tuple[str, ...]:
+    """`values` in an order drawn from `key` (Fisher-Yates on SHA-256): same on every machine."""
+    out = list(values)
+    for i in range(len(out) - 1, 0, -1):
+        j = stable_hash(SHUFFLE_VERSION, *key, i) % (i + 1)
+        out[i], out[j] = out[j], out[i]
+    return tuple(out)
 
 
 def _unrank_combination(rank: int, n: int, k: int) -> tuple[int, ...]:
@@ -90,8 +119,9 @@ def sample_items(catalog: Catalog, k: int, n: int, seed: int) -> list[Item]:
             continue
         seen.add(rank)
         combo = _unrank_combination(rank % n_combos, len(skills), k)
-        topic = topics[rank // n_combos]
-        chosen.append(Item(k=k, skill_ids=tuple(skills[i].id for i in combo), topic_id=topic.id))
+        skill_ids = tuple(skills[i].id for i in combo)
+        item = Item(k=k, skill_ids=skill_ids, topic_id=topics[rank // n_combos].id)
+        chosen.append(replace(item, presented=shuffled(skill_ids, seed, item.id)))
     return chosen
 
 

@@ -81,7 +81,7 @@ async def estimate_frequencies(
     templates = prompts.load_templates()
     skills = list(catalog.skills)
     batches = [skills[i : i + batch_size] for i in range(0, len(skills), batch_size)]
-    used = dict.fromkeys((s.id for s in skills), 0)
+    used: dict[str, float] = dict.fromkeys((s.id for s in skills), 0)  # a tag may be 0.5
     seen = dict.fromkeys((s.id for s in skills), 0)
     unparsed = 0
 

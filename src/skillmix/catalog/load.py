@@ -1,8 +1,17 @@
-"""Load catalogs from YAML, JSONL and CSV, and say exactly where every problem is.
+"""Load catalogs from YAML, JSONL, CSV and plain topic lists, and say where every problem is.
 
 Every file may hold skills, topics or both. A problem is reported with the file and the
 line it is on, and all problems of a file are reported together, so a user fixes them in
-one pass instead of one per run.
+one pass instead of one per run. Files may start with a UTF-8 byte order mark.
+
+The original Skill-Mix scripts' files are read as they are:
+
+* `skills.csv` with the header `category,skill,definition,example,comments,status,added by`
+  (any CSV whose header has `skill` and no `name`): `skill` is the name, `comments` and
+  `added by` are notes and are ignored, and `status` decides whether a row is part of the
+  catalog. Rows marked `remove`, `removed`, `in review` or `maybe` are left out, as the
+  original scripts left them out; every other status (empty, `keep`, ...) is loaded.
+* `topics.txt`: one topic per line; surrounding whitespace and blank lines are ignored.
 """
 
 from __future__ import annotations
@@ -19,12 +28,17 @@ from typing import Any
 import yaml
 
 from skillmix.catalog.model import Catalog, Skill, Topic
+from skillmix.errors import InputError
 from skillmix.protocol.rubric import slug
 
 SKILL_FIELDS = ("id", "name", "category", "definition", "example", "aliases")
 TOPIC_FIELDS = ("id", "name", "category")
 REQUIRED_SKILL_FIELDS = ("name", "category", "definition", "example")
 BUILTIN = "builtin"
+# The original scripts' skills.csv: `skill` is the name; these columns are notes.
+REFERENCE_NOTE_COLUMNS = ("comments", "added by")
+# Statuses whose rows the original scripts did not load (compared case-insensitively).
+EXCLUDED_STATUSES = frozenset({"remove", "removed", "in review", "maybe"})
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,7 @@ class Problem:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """A catalog could not be loaded; `problems` lists every one found, with file and line."""
 
     def __init__(self, problems: Sequence[Problem]):
@@ -57,10 +71,13 @@ class _Record:
     line: int
 
 
-def load_catalog(sources: Sequence[str | Path] | str | Path = BUILTIN) -> Catalog:
+def load_catalog(
+    sources: Sequence[str | Path] | str | Path = BUILTIN, *, partial: bool = False
+) -> Catalog:
     """Load and validate a catalog from one or more files (or the built-in one).
 
-    Raises `CatalogError` listing every problem with its file and line.
+    Raises `CatalogError` listing every problem with its file and line. With `partial`,
+    a catalog without skills or without topics is accepted (for callers that complete it).
     """
     if isinstance(sources, (str, Path)):
         sources = [sources]
@@ -84,7 +101,12 @@ def load_catalog(sources: Sequence[str | Path] | str | Path = BUILTIN) -> Catalo
         if not path.is_file():
             problems.append(Problem(str(path), 0, "file not found"))
             continue
-        text = path.read_text(encoding="utf-8")
+        try:
+            # utf-8-sig: a leading byte order mark (common in spreadsheet exports) is dropped.
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as err:
+            problems.append(Problem(str(path), _line_of(err), "not UTF-8 text"))
+            continue
         suffix = path.suffix.lower()
         if suffix in (".yaml", ".yml"):
             recs, probs, version = _parse_yaml(text, str(path))
@@ -93,14 +115,25 @@ def load_catalog(sources: Sequence[str | Path] | str | Path = BUILTIN) -> Catalo
             recs, probs = _parse_jsonl(text, str(path))
         elif suffix in (".csv", ".tsv"):
             recs, probs = _parse_csv(text, str(path), delimiter="\t" if suffix == ".tsv" else ",")
+        elif suffix == ".txt":
+            recs, probs = _parse_topic_lines(text, str(path))
         else:
-            recs, probs = [], [Problem(str(path), 0, "unknown format: use .yaml, .jsonl or .csv")]
+            recs, probs = (
+                [],
+                [
+                    Problem(
+                        str(path),
+                        0,
+                        "unknown format: use .yaml, .jsonl, .csv or .txt (one topic per line)",
+                    )
+                ],
+            )
         records += recs
         problems += probs
         names.append(path.stem)
     skills, topics, more = _build(records)
     problems += more
-    if not problems:
+    if not problems and not partial:
         if not skills:
             problems.append(Problem(", ".join(map(str, sources)), 0, "catalog has no skills"))
         if not topics:
@@ -214,23 +247,68 @@ def _parse_jsonl(text: str, file: str) -> tuple[list[_Record], list[Problem]]:
 
 
 def _parse_csv(text: str, file: str, delimiter: str) -> tuple[list[_Record], list[Problem]]:
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    if not header:
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        header = []
+    except csv.Error as err:
+        return [], [Problem(file, reader.line_num or 1, f"invalid CSV: {err}")]
+    if not any(header):
         return [], [Problem(file, 1, "empty file: expected a header row")]
+    reference = "skill" in header and "name" not in header
     records: list[_Record] = []
     problems: list[Problem] = []
-    for row in reader:
-        line = reader.line_num
-        if None in row:
+    while True:
+        line = reader.line_num + 1  # where the next record starts (it may span lines)
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            problems.append(Problem(file, line, f"invalid CSV: {err}"))
+            break
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) > len(header):
             problems.append(Problem(file, line, "more cells than header columns"))
             continue
-        fields = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        cells_by_column = {k: v.strip() for k, v in zip(header, cells, strict=False) if k}
+        kept = _reference_fields(cells_by_column) if reference else cells_by_column
+        if kept is None:
+            continue
+        fields: dict[str, Any] = dict(kept)
         if "aliases" in fields:
             fields["aliases"] = _split_aliases(fields["aliases"])
         kind = fields.pop("type", "") or _infer_kind(fields)
         records.append(_Record(kind, fields, file, line))
     return records, problems
+
+
+def _reference_fields(fields: dict[str, str]) -> dict[str, str] | None:
+    """A row of the original scripts' skills.csv in our fields; None for a row left out."""
+    status = " ".join(fields.pop("status", "").split()).casefold()
+    if status in EXCLUDED_STATUSES:
+        return None
+    fields = {k: v for k, v in fields.items() if k not in REFERENCE_NOTE_COLUMNS}
+    fields["name"] = fields.pop("skill")
+    return fields
+
+
+def _parse_topic_lines(text: str, file: str) -> tuple[list[_Record], list[Problem]]:
+    """A topics.txt of the original scripts: one topic per line, blank lines ignored."""
+    records = [
+        _Record("topic", {"name": raw.strip()}, file, number)
+        for number, raw in enumerate(text.splitlines(), start=1)
+        if raw.strip()
+    ]
+    if not records:
+        return [], [Problem(file, 1, "no topics: expected one topic per line")]
+    return records, []
+
+
+def _line_of(err: UnicodeDecodeError) -> int:
+    return err.object[: err.start].count(b"\n") + 1
 
 
 def _split_aliases(value: str) -> list[str]:

@@ -122,6 +122,7 @@ def sft(
     )
     from skillmix.data.sft import collect_sft, sft_engine
     from skillmix.protocol.engine import BudgetReached, RunError
+    from skillmix.terminal import escaped
 
     try:
         chosen = check_formats(formats)
@@ -150,10 +151,10 @@ def sft(
     bars = {stage: progress.add_task(stage, total=n) for stage, n in engine.totals.items()}
     engine.advance = lambda stage: progress.advance(bars[stage])
     cli.err_console.print(
-        f"run [bold]{engine.run_id}[/]: teacher {config.student}, judge(s) "
-        f"{', '.join(config.judges)}, k={list(config.k)}, {config.items} item(s) per k, "
-        f"train side of catalog {catalog.short_hash} ({len(engine.catalog.skills)} skills, "
-        f"{len(engine.catalog.topics)} topics), store {store.path}",
+        f"run [bold]{engine.run_id}[/]: teacher {escaped(config.student)}, judge(s) "
+        f"{escaped(', '.join(config.judges))}, k={list(config.k)}, {config.items} item(s) "
+        f"per k, train side of catalog {catalog.short_hash} ({len(engine.catalog.skills)} "
+        f"skills, {len(engine.catalog.topics)} topics), store {escaped(store.path)}",
         highlight=False,
     )
     try:
@@ -161,7 +162,7 @@ def sft(
             run = asyncio.run(engine.run())
     except BudgetReached as err:
         cli._print_usage(engine.calls.stats, "this invocation")
-        cli.err_console.print(f"[yellow]paused[/]: {err}", highlight=False)
+        cli.err_console.print(f"[yellow]paused[/]: {escaped(err)}", highlight=False)
         sys.exit(3)
     except RunError as err:
         raise cli.UserError(str(err)) from err
@@ -206,9 +207,11 @@ def sft(
     )
     cli.console.print(table)
     for warning in result.card_meta["warnings"]:
-        cli.console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+        cli.console.print(f"[yellow]warning[/]: {escaped(warning)}", highlight=False)
     written = ", ".join(str(p) for p in [*paths.values(), md, md.with_suffix(".json")])
-    cli.console.print(f"wrote {written}, {out_dir / 'rejected.jsonl'}", highlight=False)
+    cli.console.print(
+        f"wrote {escaped(written)}, {escaped(out_dir / 'rejected.jsonl')}", highlight=False
+    )
     held = result.card_meta["split"]
     cli.console.print(
         f"held out {len(held['held_out_skills'])} skill(s) and "

@@ -17,6 +17,7 @@ from typing import Any
 
 from skillmix.data.dedup import Rejection
 from skillmix.data.records import DataRecord
+from skillmix.errors import SkillmixError
 
 FORMATS = ("jsonl", "parquet", "hf")
 FILE_NAMES = {"jsonl": "records.jsonl", "parquet": "records.parquet", "hf": "hf"}
@@ -24,7 +25,7 @@ JSON_COLUMNS = ("judge_verdicts", "scores", "provenance")
 INSTALL_HINT = "pip install 'skillmix[data]'"
 
 
-class MissingDependency(RuntimeError):
+class MissingDependency(SkillmixError, RuntimeError):
     """An optional package the export needs is not installed."""
 
 

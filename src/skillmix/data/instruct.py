@@ -42,6 +42,7 @@ from skillmix.data.dedup import Rejection, dedupe
 from skillmix.data.export import export_records
 from skillmix.data.records import DataRecord
 from skillmix.data.sft import EMBEDDED_WARNING
+from skillmix.errors import BudgetError, SkillmixError
 from skillmix.models import ChatRequest, Model, ModelError
 from skillmix.models.settings import Settings
 from skillmix.protocol.calls import BudgetExhausted, CallCache, CallStats
@@ -68,11 +69,11 @@ MAX_NAME_WORDS = 12  # a longer "name" is a sentence the parser picked up, not a
 Progress = Callable[[str, int, int], None]
 
 
-class InstructError(RuntimeError):
+class InstructError(SkillmixError, RuntimeError):
     """The pipeline stopped; every answer so far is in the store and a re-run resumes."""
 
 
-class InstructPaused(InstructError):
+class InstructPaused(InstructError, BudgetError):
     """--max-cost was reached; re-running (with a new budget) continues where it stopped."""
 
 
@@ -818,7 +819,7 @@ class InstructPipeline:
             plan.seed,
             lambda r: p if isinstance(p := parse_pair(r.response), ParsedPair) else None,
             max_tokens=cfg.max_tokens,
-            schema=ip.pair_schema(cfg.max_tokens, 2 * cfg.max_tokens),
+            schema=ip.pair_schema(),
             keys=tried,
         )
         if not pair_record.synthetic:
@@ -854,7 +855,7 @@ class InstructPipeline:
                 plan.seed + 2,
                 lambda r: parse_response(r.response) or None,
                 max_tokens=cfg.max_tokens,
-                schema=ip.refine_schema(2 * cfg.max_tokens),
+                schema=ip.refine_schema(),
             )
             keys["refine"] = final.key
         if final.synthetic:
@@ -949,8 +950,15 @@ class InstructPipeline:
         """Stage 1 and stage 2 (without writing files; see `write_outputs`).
 
         Raises InstructPaused when --max-cost is reached and InstructError when the
-        teacher fails; what was answered is kept and a re-run resumes.
+        teacher fails; what was answered is kept and a re-run resumes. One process at a
+        time runs a job: another one gets `RunLeased`, which names the process holding it.
         """
+        if self.estimate:
+            return await self._run()
+        async with self.store.lease(self.run_id):
+            return await self._run()
+
+    async def _run(self) -> InstructResult:
         if not self.estimate:
             self.calls.check_prices([self.teacher])
         try:

@@ -23,6 +23,7 @@ from skillmix.data.instruct import (
     write_outputs,
 )
 from skillmix.protocol.calls import CallStats
+from skillmix.terminal import escaped
 
 console = Console()
 err_console = Console(stderr=True)
@@ -104,11 +105,14 @@ def instruct(
     the same command resumes a stopped run and asks nothing twice.
     """
     from skillmix.cli import UserError, _print_usage, _progress, _store, run_job
+    from skillmix.config import check_max_cost
     from skillmix.data.export import MissingDependency, parse_formats
+    from skillmix.errors import InputError, validation_message
     from skillmix.models import ModelError, load_settings, resolve_model
     from skillmix.models.settings import SettingsError
     from skillmix.prompts import TemplateError
 
+    check_max_cost(max_cost)
     try:
         config = InstructConfig(
             teacher=teacher,
@@ -129,7 +133,7 @@ def instruct(
         settings = load_settings(settings_file, pricing)
         model = resolve_model(teacher, settings)
     except ValidationError as err:
-        raise UserError(f"invalid settings:\n{err}") from err
+        raise InputError(validation_message(err, "invalid settings")) from None
     except (ValueError, SettingsError, ModelError) as err:
         raise UserError(str(err)) from err
     store = _store(store_path)
@@ -148,9 +152,9 @@ def instruct(
         raise UserError(str(err)) from err
     if not estimate:
         err_console.print(
-            f"instruct run [bold]{pipeline.run_id}[/]: teacher {teacher}, {topics} topics x "
-            f"{skills_per_topic} skills, {query_types} query types, {examples} examples, "
-            f"store {store.path}",
+            f"instruct run [bold]{pipeline.run_id}[/]: teacher {escaped(teacher)}, {topics} "
+            f"topics x {skills_per_topic} skills, {query_types} query types, {examples} "
+            f"examples, store {escaped(store.path)}",
             highlight=False,
         )
     progress = _progress()
@@ -189,15 +193,15 @@ def instruct(
         f"({sum(r.shirker for r in result.records)} shirker), left out: {left_out}",
         highlight=False,
     )
-    console.print(f"wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+    console.print(f"wrote {escaped(', '.join(str(p) for p in paths.values()))}", highlight=False)
 
 
 def _print_estimate(stats: CallStats, run_id: str, spec: str) -> None:
     from skillmix.cli import console, print_estimate
 
-    print_estimate(stats, f"estimate for {run_id} (teacher {spec})")
+    print_estimate(stats, f"estimate for {run_id} (teacher {escaped(spec)})")
     if any(usage.unpriced for usage in stats.roles.values()):
         console.print(
-            f"no price known for {spec}: add it under \\[pricing] in skillmix.toml",
+            f"no price known for {escaped(spec)}: add it under \\[pricing] in skillmix.toml",
             highlight=False,
         )

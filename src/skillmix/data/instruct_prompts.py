@@ -54,7 +54,10 @@ SHAPES: dict[str, tuple[str, str]] = {
     "refine": ('{"response": "<the improved response>"}', "Response: <the improved response>"),
 }
 
-# Bounds that keep constrained decoding from running on inside a string (SPEC section 4).
+# Bounds that keep constrained decoding from running on inside a short string (SPEC
+# section 4). Long text (instructions, responses) gets no maxLength: grammar backends
+# expand a bound into one rule per character and refuse long ones (llama.cpp gives up
+# near 2000), and --max-tokens already bounds it; a reply cut off there is rejected.
 NAME_MAX_CHARS = 80
 DEFINITION_MAX_CHARS = 240
 
@@ -169,8 +172,10 @@ def shirker_messages(t: InstructTemplates, instruction: str) -> list[Message]:
 # --- JSON schemas for constrained decoding -----------------------------------------------
 
 
-def _string(max_chars: int) -> dict[str, Any]:
-    return {"type": "string", "minLength": 1, "maxLength": max_chars}
+def _string(max_chars: int | None = None) -> dict[str, Any]:
+    """A non-empty string, of at most `max_chars` characters when given."""
+    bound = {} if max_chars is None else {"maxLength": max_chars}
+    return {"type": "string", "minLength": 1, **bound}
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
@@ -201,10 +206,11 @@ def skills_schema(n: int) -> dict[str, Any]:
     return _object({"skills": {"type": "array", "items": item, "minItems": 1, "maxItems": n}})
 
 
-def pair_schema(instruction_chars: int, response_chars: int) -> dict[str, Any]:
-    """`{"instruction": ..., "response": ...}` with both strings bounded."""
-    return _object({"instruction": _string(instruction_chars), "response": _string(response_chars)})
+def pair_schema() -> dict[str, Any]:
+    """`{"instruction": ..., "response": ...}`, both free text (bounded by --max-tokens)."""
+    return _object({"instruction": _string(), "response": _string()})
 
 
-def refine_schema(max_chars: int) -> dict[str, Any]:
-    return _object({"response": _string(max_chars)})
+def refine_schema() -> dict[str, Any]:
+    """`{"response": ...}`, free text (bounded by --max-tokens)."""
+    return _object({"response": _string()})

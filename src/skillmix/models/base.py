@@ -8,19 +8,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from skillmix.errors import ModelError
+
 Message = dict[str, str]
-
-
-class ModelError(RuntimeError):
-    """A model could not answer; `retryable` says whether trying again may help."""
-
-    def __init__(self, message: str, *, retryable: bool = False):
-        super().__init__(message)
-        self.retryable = retryable
+# What a local model samples at when no temperature is set: the published runs' setting
+# for local models. Hosted APIs get no temperature at all and use their own default.
+LOCAL_DEFAULT_TEMPERATURE = 0.7
 
 
 class UnknownModelError(ModelError):
-    pass
+    """A model spec names no model we can build (unknown provider, bad spec or base URL)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +25,7 @@ class ChatRequest:
     """Everything that determines a model's answer. Its `key` addresses the response cache."""
 
     messages: tuple[Message, ...]
-    temperature: float = 0.7
+    temperature: float | None = None  # None: not sent, the provider's default applies
     max_tokens: int = 512
     seed: int | None = None
     json_schema: dict[str, Any] | None = None
@@ -53,6 +50,16 @@ class ChatRequest:
         )
         blob = f"{settings}\n{self.messages_json}"
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def effective_temperature(model: object, request: ChatRequest) -> float | None:
+    """The temperature a request runs at on `model`: the one it sets, else the model's
+    `default_temperature` (local models), else None: nothing is sent and the server's own
+    default applies (unknown to us, so recorded as None)."""
+    if request.temperature is not None:
+        return request.temperature
+    default = getattr(model, "default_temperature", None)
+    return None if default is None else float(default)
 
 
 @dataclass

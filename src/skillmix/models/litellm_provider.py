@@ -84,11 +84,12 @@ class LiteLLMModel(RetryingClient):
         kwargs: dict[str, Any] = {
             "model": self.name,
             "messages": list(request.messages),
-            "temperature": request.temperature,
             "max_tokens": request.max_tokens,
             "timeout": self.timeout_s,
             "num_retries": 0,  # retries happen in complete(), where they are counted
         }
+        if request.temperature is not None:  # else the API's default, as published
+            kwargs["temperature"] = request.temperature
         if self.base_url:
             kwargs["api_base"] = self.base_url
         if self.api_key:

@@ -84,9 +84,10 @@ class OpenAICompatModel(RetryingClient):
         body: dict[str, Any] = {
             "model": self.name,
             "messages": list(request.messages),
-            "temperature": request.temperature,
             "max_tokens": request.max_tokens,
         }
+        if request.temperature is not None:  # else the server's default, as published
+            body["temperature"] = request.temperature
         if request.seed is not None:
             body["seed"] = (request.seed + 7919 * request.sample) % (2**31 - 1)
         if mode == "json_schema" and request.json_schema is not None:

@@ -16,21 +16,78 @@ timeout_s = 120
 from __future__ import annotations
 
 import os
-import tomllib
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from skillmix.errors import InputError, validation_message
+from skillmix.userfiles import read_user_table
 
 CONFIG_ENV = "SKILLMIX_CONFIG"
 DEFAULT_CONFIG = "skillmix.toml"
+KEY_HINT = (
+    "keep keys out of URLs: put the key in an environment variable and name it in "
+    'skillmix.toml, [models."openai:MODEL"] api_key_env = "MY_KEY"'
+)
 
 
-class SettingsError(ValueError):
-    pass
+class SettingsError(InputError):
+    """A settings or pricing file (or a value in it) is wrong."""
+
+
+class BaseURLError(InputError):
+    """A base URL that skillmix will not send requests (or keys) to."""
+
+
+def redact_url(url: str) -> str:
+    """`url` for messages: a user name, password or query (where keys hide) becomes `***`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
+    if parts.query:
+        parts = parts._replace(query="***")
+    return parts.geturl()
+
+
+def check_base_url(url: str, what: str = "the base URL") -> str:
+    """`url` if it is a plain http(s) endpoint, else a `BaseURLError` that says why.
+
+    Refused: another scheme, no host, a bad port, whitespace or control characters, a
+    query or fragment (requests append `/chat/completions`), and credentials: a key in a
+    URL would be stored with every call and shown in reports.
+    """
+    shown = redact_url(url)
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise BaseURLError(f"{what} ({shown}) contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        raise BaseURLError(f"{what} ({shown}) is not a valid URL: {err}") from None
+    if parts.scheme not in ("http", "https"):
+        raise BaseURLError(
+            f"{what} ({shown}) is not an http(s) URL",
+            hint="write it as http://HOST:PORT/v1 or https://HOST/v1",
+        )
+    if parts.username is not None or parts.password is not None:
+        raise BaseURLError(f"{what} ({shown}) holds credentials", hint=KEY_HINT)
+    if not parts.hostname or port == 0:
+        raise BaseURLError(f"{what} ({shown}) has no host (or port)")
+    if parts.query or parts.fragment:
+        raise BaseURLError(
+            f"{what} ({shown}) has a query or fragment; a base URL ends with the path "
+            "(requests append /chat/completions)",
+            hint=KEY_HINT,
+        )
+    return url
 
 
 class ModelSettings(BaseModel):
@@ -46,6 +103,11 @@ class ModelSettings(BaseModel):
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="passed to the in-process engine (vLLM's LLM(...))"
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _plain_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -98,22 +160,23 @@ def load_settings(path: str | Path | None = None, pricing: str | Path | None = N
         data = _read(Path(chosen))
         data = {key: data[key] for key in ("models", "pricing") if key in data}
     if pricing:
-        extra = _read(Path(pricing))
-        data["pricing"] = {**data.get("pricing", {}), **extra.get("pricing", extra)}
+        extra = _read(Path(pricing), "pricing file")
+        prices, base = extra.get("pricing", extra), data.get("pricing", {})
+        for where, table in ((pricing, prices), (chosen, base)):
+            if not isinstance(table, dict):
+                raise SettingsError(
+                    f"{where}: [pricing] must be a table of model = {{input, output}}"
+                )
+        data["pricing"] = {**base, **prices}
     try:
-        return Settings(**data)
+        return Settings.model_validate(data)
     except ValidationError as err:
-        raise SettingsError(f"{chosen or pricing}: invalid settings:\n{err}") from err
+        where = " + ".join(str(p) for p in (chosen, pricing) if p)
+        raise SettingsError(validation_message(err, f"{where}: invalid settings")) from None
 
 
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SettingsError(f"{path}: settings file not found")
-    text = path.read_text()
+def _read(path: Path, what: str = "settings file") -> dict[str, Any]:
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
-        raise SettingsError(f"{path}: {err}") from err
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path}: expected a table of settings")
-    return data
+        return read_user_table(path, what)
+    except InputError as err:
+        raise SettingsError(str(err), hint=err.hint) from None

@@ -20,7 +20,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from skillmix.models.base import ChatRequest, ChatResponse, ModelError, UnknownModelError
+from skillmix.models.base import (
+    LOCAL_DEFAULT_TEMPERATURE,
+    ChatRequest,
+    ChatResponse,
+    ModelError,
+    UnknownModelError,
+    effective_temperature,
+)
 
 INSTALL_HINT = "pip install 'skillmix[vllm]' on a machine with an NVIDIA GPU"
 DEFAULT_BATCH_WAIT_S = 0.02
@@ -51,6 +58,7 @@ class VLLMBatchModel:
     provider = "vllm"
     supports_structured = True  # JSON schema -> vLLM guided decoding
     max_concurrency = 4096  # requests are batched inside, so let many wait here
+    default_temperature = LOCAL_DEFAULT_TEMPERATURE  # not vLLM's 1.0: the published setting
 
     def __init__(
         self,
@@ -250,7 +258,7 @@ def _sampling_params(request: ChatRequest) -> Any:
     from vllm import SamplingParams
 
     kwargs: dict[str, Any] = {
-        "temperature": request.temperature,
+        "temperature": effective_temperature(VLLMBatchModel, request),
         "max_tokens": request.max_tokens,
     }
     if request.seed is not None:

@@ -3,7 +3,10 @@
 A request is addressed by its content (model identity, messages, decoding settings, seed,
 sample index). If the store already holds the answer, from this run or any other, it is
 reused; otherwise it is sent once (identical requests in flight share one call), stored at
-once, and recorded in the run's ledger with its role and whether it was paid for.
+once, and recorded in the run's ledger with its role and whether it was paid for. The first
+answer stored for a request is the one every run uses, even when two processes asked at
+once. Once the store stops taking writes (a full disk), nothing new is sent: the calls in
+flight land and the store's failure is raised.
 
 In estimate mode nothing is sent or written: a miss returns a synthetic record carrying
 the tokens the call is expected to use, so `skillmix estimate` walks the same protocol
@@ -18,12 +21,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from skillmix.config import check_max_cost
+from skillmix.errors import BudgetError
 from skillmix.models import ChatRequest, ChatResponse, Model, ModelError
 from skillmix.models.settings import Settings
 from skillmix.store import CallRecord, Store
+from skillmix.store.text import escape_text, has_lone_surrogates, repair_text
 
 
-class BudgetExhausted(ModelError):
+class BudgetExhausted(ModelError, BudgetError):
     """--max-cost was reached: no new request is sent; the run resumes later."""
 
 
@@ -74,7 +80,7 @@ class CallCache:
         self.store = store
         self.run_id = run_id
         self.settings = settings or Settings()
-        self.max_cost = max_cost
+        self.max_cost = check_max_cost(max_cost)
         self.estimate = estimate
         self.stats = CallStats()
         self.retries: Counter[str] = Counter()
@@ -93,6 +99,11 @@ class CallCache:
                 )
 
     async def call(self, model: Model, role: str, request: ChatRequest) -> CallRecord:
+        if self.store.failed and not self.estimate:
+            # The store stopped taking writes (a full disk): send nothing new, let the calls
+            # in flight land (their answers are paid for and go to the side file), then stop.
+            await self._wait_inflight()
+            self.store.raise_if_failed()
         key = request.key(model.identity)
         usage = self.stats.role(role)
         cached = self.store.get_call(key)
@@ -121,9 +132,16 @@ class CallCache:
         future.set_result(record)
         return record
 
+    async def _wait_inflight(self) -> None:
+        waiting = [f for f in self._inflight.values() if not f.done()]
+        if waiting:
+            await asyncio.wait(waiting)
+
     async def _send(self, model: Model, role: str, request: ChatRequest, key: str) -> CallRecord:
         started = time.perf_counter()
         response: ChatResponse = await model.complete(request)
+        # A lone surrogate cannot be stored: keep a repaired text, and the reply as sent.
+        raw = escape_text(response.text) if has_lone_surrogates(response.text) else None
         record = CallRecord(
             key=key,
             provider=model.provider,
@@ -131,15 +149,20 @@ class CallCache:
             role=role,
             messages=list(request.messages),
             settings=request.settings(),
-            response=response.text,
+            response=repair_text(response.text),
             prompt_tokens=response.prompt_tokens,
             completion_tokens=response.completion_tokens,
             structured=_mode(response.structured),
             finish_reason=response.finish_reason,
             latency_s=time.perf_counter() - started,
             messages_json=request.messages_json,
+            raw_response=raw,
         )
-        self.store.put_call(record)
+        stored = self.store.get_call(key)
+        if stored is None:
+            self.store.put_call(record)
+        else:  # another process stored an answer to this request first: that one counts
+            record = stored
         self._ledger(key, role, sent=True)
         usage = self.stats.role(role)
         usage.sent += 1

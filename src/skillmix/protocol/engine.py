@@ -6,6 +6,10 @@ for any number of items while each model's own limiter keeps its backend saturat
 Every call goes through `CallCache`, so a re-run, a resumed run or a re-grade only sends
 what has never been answered, and a run killed at any moment loses at most the calls
 that were in flight.
+
+The run's protocol (`skillmix` or `paper`, see `protocol.differences`) decides how the
+judge is asked and answers and how the naming penalty matches; the template set decides
+the wording.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ from typing import Any
 
 from skillmix import prompts
 from skillmix.catalog.model import Catalog
-from skillmix.config import RunConfig, SplitConfig
+from skillmix.config import RECORDED_KEY, Decoding, RunConfig, SplitConfig
+from skillmix.errors import BudgetError, SkillmixError
 from skillmix.models import ChatRequest, Model, ModelError
+from skillmix.models.base import effective_temperature
 from skillmix.models.settings import Settings
 from skillmix.protocol.calls import BudgetExhausted, CallCache, CallStats
+from skillmix.protocol.differences import rules
 from skillmix.protocol.extract import extract_answer
-from skillmix.protocol.naming import naming_penalty
+from skillmix.protocol.naming import naming_penalty, substring_naming
 from skillmix.protocol.rubric import build_rubric
 from skillmix.protocol.sentences import count_sentences
 from skillmix.protocol.verdicts import ParsedVerdict, parse_verdict, verdict_json_schema
@@ -35,11 +42,11 @@ Advance = Callable[[str], None]
 _PLACEHOLDER_WORD = "word "
 
 
-class RunError(RuntimeError):
+class RunError(SkillmixError, RuntimeError):
     """The run stopped; everything answered so far is in the store and a re-run resumes."""
 
 
-class BudgetReached(RunError):
+class BudgetReached(RunError, BudgetError):
     """--max-cost was reached; the run is paused, not failed."""
 
 
@@ -101,7 +108,12 @@ class Engine:
         self.judge_names = {
             id(model): name for name, model in zip(config.judges, judges, strict=True)
         }
+        self.rules = rules(config.protocol)
         self.templates = prompts.load_templates(config.templates)
+        for judge in judges:
+            self.templates.check_run(
+                judge_format=self._judge_format(judge), tell_not_to_name=config.tell_not_to_name
+            )
         self.run_id = config.run_id(self.catalog.content_hash, self.templates.version_id)
         self.dry_run = dry_run
         self.calls = CallCache(
@@ -110,10 +122,54 @@ class Engine:
         self.advance = advance or (lambda stage: None)
         self.workers = workers
         self.unparsed_rounds = 0
+        # Another process running this run: wait for it (telling on_lease_wait) or stop.
+        self.wait_for_lease = False
+        self.on_lease_wait: Callable[[str], None] = lambda message: None
 
     @property
     def models(self) -> list[Model]:
         return [self.student, *self.judges]
+
+    def _judge_format(self, judge: Model) -> prompts.JudgeFormat:
+        """How `judge` is asked to write its verdict under this run's protocol."""
+        if self.rules.judge_output == "table":
+            return "table"
+        if (
+            self.config.structured
+            and judge.supports_structured
+            and self.templates.has("format_json")
+        ):
+            return "json"
+        return "lines"
+
+    def effective_decoding(self) -> dict[str, Any]:
+        """The decoding each model really runs at, recorded with the run.
+
+        A temperature that is not set is not sent: a local model then samples at its
+        provider's default (recorded), an HTTP server at its own (recorded as None).
+        """
+
+        def describe(model: Model, decoding: Decoding) -> dict[str, Any]:
+            temperature = effective_temperature(model, ChatRequest((), decoding.temperature))
+            if decoding.temperature is not None:
+                source = "set"
+            elif temperature is not None:
+                source = f"{model.provider} default"
+            else:
+                source = "not sent: the server's default"
+            return {
+                "temperature": temperature,
+                "temperature_source": source,
+                "max_tokens": decoding.max_tokens,
+            }
+
+        return {
+            "student": describe(self.student, self.config.student_decoding),
+            "judges": {
+                self.judge_names[id(j)]: describe(j, self.config.judge_decoding)
+                for j in self.judges
+            },
+        }
 
     def sample(self) -> list[Item]:
         items: list[Item] = []
@@ -134,6 +190,19 @@ class Engine:
         return max(1, min(units, 2 * widest, 8192))
 
     async def run(self) -> RunResult:
+        """Run or resume, holding the run's lease: one process at a time runs a run.
+
+        While another live process holds it: `RunLeased` (naming that process), or with
+        `wait_for_lease` a wait until it is free.
+        """
+        if self.dry_run:
+            return await self._run()
+        async with self.store.lease(
+            self.run_id, wait=self.wait_for_lease, on_wait=self.on_lease_wait
+        ):
+            return await self._run()
+
+    async def _run(self) -> RunResult:
         items = self.sample()  # raises SamplingError before anything is written
         self.calls.check_prices(self.models)
         resumed = False
@@ -141,13 +210,21 @@ class Engine:
             self.store.put_catalog(self.catalog)
             resumed = self.store.ensure_run(
                 self.run_id,
-                self.config.model_dump(mode="json"),
+                {
+                    **self.config.model_dump(mode="json"),
+                    RECORDED_KEY: self.effective_decoding(),
+                },
                 self.catalog.content_hash,
                 self.templates.version_id,
             )
+            # Skills are stored in the order the prompts list them (the item id does not
+            # depend on it), so `skillmix show` rebuilds exactly what was sent.
             self.store.put_items(
                 self.run_id,
-                [(pos, it.id, it.k, it.skill_ids, it.topic_id) for pos, it in enumerate(items)],
+                [
+                    (pos, it.id, it.k, it.presented_skill_ids, it.topic_id)
+                    for pos, it in enumerate(items)
+                ],
             )
             self.store.set_run_status(self.run_id, "running")
         units: Iterator[tuple[Item, int]] = (
@@ -203,39 +280,48 @@ class Engine:
             self.store.set_run_status(self.run_id, status)
 
     async def _unit(self, item: Item, gen_round: int) -> None:
-        skills = [self.catalog.skill(s) for s in item.skill_ids]
+        skills = [self.catalog.skill(s) for s in item.presented_skill_ids]
         topic = self.catalog.topic(item.topic_id)
         decoding = self.config.student_decoding
         seed = derive_seed(self.config.seed, item.id, "generate", gen_round)
 
-        turn1 = prompts.generation_turn1(self.templates, skills, topic)
-        first = await self.calls.call(
-            self.student,
-            "student",
-            ChatRequest(tuple(turn1), decoding.temperature, decoding.max_tokens, seed),
+        # One conversation: each user turn of the template set, then the student's reply.
+        turns = prompts.student_turns(
+            self.templates, skills, topic, tell_not_to_name=self.config.tell_not_to_name
         )
-        turn2 = prompts.generation_turn2(self.templates, skills, topic, turn1, _text_of(first))
-        second = await self.calls.call(
-            self.student,
-            "student",
-            ChatRequest(tuple(turn2), decoding.temperature, decoding.max_tokens, seed + 1),
-        )
-        if second.synthetic:
-            answer = _text_of(second)
+        messages: list[prompts.Message] = []
+        replies = []
+        for n, text in enumerate(turns):
+            messages.append({"role": "user", "content": text})
+            reply = await self.calls.call(
+                self.student,
+                "student",
+                ChatRequest(tuple(messages), decoding.temperature, decoding.max_tokens, seed + n),
+            )
+            replies.append(reply)
+            messages.append({"role": "assistant", "content": _text_of(reply)})
+        first, last = replies[0], replies[-1]
+        if last.synthetic:
+            answer = _text_of(last)
         else:
-            extracted = extract_answer(second.response)
+            extracted = extract_answer(last.response)
             answer = extracted.answer
+            named = (
+                substring_naming(answer, skills)
+                if self.rules.naming_match == "substring"
+                else naming_penalty(answer, skills)
+            )
             self.store.put_generation(
                 self.run_id,
                 item.id,
                 gen_round,
                 turn1_key=first.key,
-                turn2_key=second.key,
+                turn2_key=last.key,
                 answer=answer,
                 explanation=extracted.explanation,
                 marker_found=extracted.marker_found,
                 sentences=count_sentences(answer),
-                named=naming_penalty(answer, skills),
+                named=named,
             )
         self.advance("generate")
         for judge in self.judges:
@@ -249,16 +335,22 @@ class Engine:
     async def _grade(
         self, item: Item, gen_round: int, judge: Model, grade_round: int, answer: str
     ) -> None:
-        skills = [self.catalog.skill(s) for s in item.skill_ids]
+        skills = [self.catalog.skill(s) for s in item.presented_skill_ids]
         topic = self.catalog.topic(item.topic_id)
-        rubric = build_rubric(skills, topic)
+        rubric = build_rubric(skills, topic, lowercase_skills=self.rules.lowercase_skill_labels)
         judged = [c for c in rubric if c.judged]
         judge_name = self.judge_names[id(judge)]
 
         def save(**fields: Any) -> None:
             if not self.dry_run:
                 self.store.put_grade(
-                    self.run_id, item.id, gen_round, judge_name, grade_round, **fields
+                    self.run_id,
+                    item.id,
+                    gen_round,
+                    judge_name,
+                    grade_round,
+                    answer=answer,
+                    **fields,
                 )
             self.advance("grade")
 
@@ -272,13 +364,21 @@ class Engine:
                 call_keys=[],
             )
             return
-        structured = self.config.structured and judge.supports_structured
+        judge_format = self._judge_format(judge)
         decoding = self.config.judge_decoding
         seed = derive_seed(self.config.seed, item.id, gen_round, judge_name, "grade", grade_round)
         keys: list[str] = []
         reason = ""
-        messages = prompts.grading(self.templates, skills, topic, answer, rubric, structured)
-        schema = verdict_json_schema(rubric) if structured else None
+        messages = prompts.grading(
+            self.templates,
+            skills,
+            topic,
+            answer,
+            rubric if self.rules.judge_sees_length else judged,
+            judge_format,
+            tell_not_to_name=self.config.tell_not_to_name,
+        )
+        schema = verdict_json_schema(rubric) if judge_format == "json" else None
         for attempt in range(self.config.parse_attempts):
             request = ChatRequest(
                 tuple(messages),

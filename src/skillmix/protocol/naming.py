@@ -6,6 +6,8 @@ derivation ("metaphor" is named by "Metaphors", "metaphorical" and "metaphorical
 not named by "punch", "spun" or "puny"). Derived forms come from a whitelist of suffixes
 applied to the last word of the name; the other words must appear as they are, separated
 by spaces or hyphens ("red-herring", "ad-hominem").
+
+`substring_naming` is the published scripts' cruder test, for `--protocol paper`.
 """
 
 from __future__ import annotations
@@ -69,6 +71,20 @@ def naming_penalty(answer: str, skills: Sequence[Skill]) -> dict[str, str]:
         match = find_named_skill(answer, skill.surface_forms)
         if match is not None:
             named[skill.id] = match
+    return named
+
+
+def substring_naming(answer: str, skills: Sequence[Skill]) -> dict[str, str]:
+    """The published scripts' naming test (`--protocol paper`): skill id -> the text that
+    names it, where a skill is named when its name, cut at its first "(" and lower-cased,
+    occurs anywhere in the lower-cased answer, as a raw substring ("pun" in "punch")."""
+    named: dict[str, str] = {}
+    lowered = answer.lower()
+    for skill in skills:
+        stem = skill.name.split("(")[0].strip().lower()
+        at = lowered.find(stem) if stem else -1
+        if at >= 0:
+            named[skill.id] = answer[at : at + len(stem)]
     return named
 
 

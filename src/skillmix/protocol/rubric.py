@@ -42,15 +42,44 @@ def max_sentences(k: int) -> int:
     return max(1, k - 1)
 
 
-def build_rubric(skills: tuple[Skill, ...] | list[Skill], topic: Topic) -> list[Criterion]:
-    """k skill criteria, then topic, sense and the sentence limit."""
-    k = len(skills)
+_UNITS = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+    "eighteen", "nineteen",
+)  # fmt: skip
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+
+
+def number_words(n: int) -> str:
+    """`2` -> `two`, `21` -> `twenty-one`; digits from 100 on (prompts say "two sentences")."""
+    if not 0 <= n < 100:
+        return str(n)
+    if n < 20:
+        return _UNITS[n]
+    tens, units = divmod(n, 10)
+    return _TENS[tens] + (f"-{_UNITS[units]}" if units else "")
+
+
+def sentence_limit_words(k: int) -> str:
+    """The sentence limit for k skills in words: "one sentence", "two sentences"."""
     limit = max_sentences(k)
+    return f"{number_words(limit)} sentence{'s' if limit > 1 else ''}"
+
+
+def build_rubric(
+    skills: tuple[Skill, ...] | list[Skill], topic: Topic, *, lowercase_skills: bool = False
+) -> list[Criterion]:
+    """k skill criteria, then topic, sense and the sentence limit.
+
+    `lowercase_skills` writes skill names in lower case in the labels, as the published
+    grading prompt did (`--protocol paper`).
+    """
+    k = len(skills)
     rubric = [
         Criterion(
             id=f"skill:{s.id}",
             kind="skill",
-            label=f"Correctly illustrates {s.name}",
+            label=f"Correctly illustrates {s.name.lower() if lowercase_skills else s.name}",
             key=slug(s.name),
             names=s.surface_forms,
         )
@@ -74,7 +103,7 @@ def build_rubric(skills: tuple[Skill, ...] | list[Skill], topic: Topic) -> list[
         Criterion(
             id="length",
             kind="length",
-            label=f"At most {limit} sentence{'s' if limit > 1 else ''}",
+            label=f"At most {sentence_limit_words(k)}",
             key="short_enough",
             names=("sentence",),
         ),

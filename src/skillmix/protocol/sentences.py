@@ -48,6 +48,8 @@ _MISSED_BOUNDARY = re.compile(
 # Where a sentence surely ends: a lowercase word (not an abbreviation) then a capital.
 _SAFE_CUT = re.compile(r"""(?<=[a-z]{4}[.!?])\s+(?=["'(\[]?[A-Z])""")
 _CHUNK = 1500
+# A quotation that may hold more than one sentence: a terminator, then more text.
+_INNER_BOUNDARY = re.compile(r"[.!?]\S*\s+\S")
 _LEADING_CLOSER = re.compile(r"""^["')\]]+(?=\s|$)""")
 
 
@@ -164,17 +166,47 @@ def _segment_block(text: str, start: int, end: int) -> list[tuple[int, int]]:
     normal, index = _normalise(text, start, end)
     if not normal.strip():
         return []
-    spans: list[tuple[int, int]] = []
-    for lo, hi in _chunks(normal):
-        spans += _pysbd_spans(normal, lo, hi)
+    spans = _split_quotations(normal, _sentence_spans(normal, 0, len(normal)))
     mapped: list[tuple[int, int]] = []
-    for s, e in _repair(normal, spans):
+    for s, e in spans:
         # A cut inside an expanded character ("…" became "...") must not split it in two.
         s_orig = max(index[s], mapped[-1][1] if mapped else start)
         e_orig = index[e - 1] + 1
         if e_orig > s_orig:
             mapped.append((s_orig, e_orig))
     return mapped
+
+
+def _sentence_spans(normal: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """Sentence spans of normal[lo:hi]: pysbd, chunk by chunk, then repaired."""
+    spans: list[tuple[int, int]] = []
+    for c_lo, c_hi in _chunks(normal[lo:hi]):
+        spans += _pysbd_spans(normal, lo + c_lo, lo + c_hi)
+    return _repair(normal, spans)
+
+
+def _split_quotations(normal: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Cut spans at the sentence boundaries inside double-quoted passages.
+
+    pysbd keeps a quotation whole, so 'He said, "It rains. We stay."' would count as one
+    sentence; each quoted sentence counts, the words before the quotation joining the
+    first. Quotes are paired in order; a quotation of one sentence changes nothing.
+    """
+    quotes = [i for i, c in enumerate(normal) if c == '"']
+    cuts: set[int] = set()
+    for opening, closing in zip(quotes[::2], quotes[1::2], strict=False):
+        if _INNER_BOUNDARY.search(normal, opening + 1, closing):
+            cuts.update(s for s, _ in _sentence_spans(normal, opening + 1, closing)[1:])
+    if not cuts:
+        return spans
+    result: list[tuple[int, int]] = []
+    for s, e in spans:
+        for cut in sorted(c for c in cuts if s < c < e):
+            if _HAS_WORD.search(normal, s, cut) and _HAS_WORD.search(normal, cut, e):
+                result.append((s, cut))
+                s = cut
+        result.append((s, e))
+    return result
 
 
 def _chunks(normal: str) -> list[tuple[int, int]]:

@@ -16,8 +16,10 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from skillmix.errors import InputError
 from skillmix.metrics import METRICS, Aggregation, Interval
 from skillmix.store import Store, StoreError
+from skillmix.terminal import escaped, plain
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,11 +28,8 @@ DEFAULT_STORE = "skillmix.sqlite"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ReportCommandError(click.ClickException):
-    """A problem the user can fix; printed without a traceback, like the other commands."""
-
-    def show(self, file: Any = None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.message}", highlight=False)
+class ReportCommandError(InputError):
+    """A problem the user can fix; `skillmix.cli.main` prints it, like every SkillmixError."""
 
 
 def _store_option(func: F) -> F:
@@ -107,7 +106,10 @@ def html(
         path = render_html(store, ids, out_path, cast(Aggregation, aggregation), settings=settings)
     except (StoreError, SettingsError, OSError) as err:
         raise ReportCommandError(str(err)) from err
-    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {len(ids)} run(s))")
+    console.print(
+        f"wrote {escaped(path)} ({path.stat().st_size / 1e6:.2f} MB, {len(ids)} run(s))",
+        highlight=False,
+    )
 
 
 @click.command("leaderboard")
@@ -139,22 +141,22 @@ def leaderboard(run_ids: tuple[str, ...], store_path: str, aggregation: str, as_
     for m in METRICS:
         table.add_column(m.replace("_", " "), justify="right", no_wrap=True)
     table.add_column("run")
-    table.add_column("catalog / templates")
+    table.add_column("catalog / templates / protocol")
     table.add_column("!")
     for row in board.rows:
         table.add_row(
             str(row.k),
-            display_model(row.student),
-            display_model(row.judge),
+            plain(display_model(row.student)),
+            plain(display_model(row.judge)),
             f"{row.scored}/{row.items}",
             *(_fmt(row.metrics[m]) for m in METRICS),
-            row.run_id,
-            f"{row.catalog_hash[:12]} / {row.template_version}",
-            "[red]" + ", ".join(row.differs_in) + "[/]" if row.differs_in else "",
+            plain(row.run_id),
+            plain(f"{row.catalog_hash[:12]} / {row.template_version} / {row.protocol}"),
+            plain(", ".join(row.differs_in), style="red"),
         )
     console.print(table)
     for problem in board.problems:
-        console.print(Panel(problem, title="not comparable", border_style="red"))
+        console.print(Panel(plain(problem), title="not comparable", border_style="red"))
 
 
 @click.command("compare")
@@ -199,7 +201,7 @@ def compare(
         "a",
         "b",
         "a - b [95% interval]",
-        title=f"a = {id_a}, b = {id_b}",
+        title=f"a = {escaped(id_a)}, b = {escaped(id_b)}",
         title_justify="left",
         caption="paired bootstrap over the items both runs scored",
         caption_justify="left",
@@ -209,7 +211,7 @@ def compare(
         style = "green" if d.low > 0 else "red" if d.high < 0 else ""
         diff = f"{d.mean:+.2f} [{d.low:+.2f},{d.high:+.2f}]"
         table.add_row(
-            display_model(r.judge),
+            plain(display_model(r.judge)),
             str(r.k),
             r.metric.replace("_", " "),
             str(r.shared),
@@ -219,4 +221,4 @@ def compare(
         )
     console.print(table)
     for problem in problems:
-        console.print(Panel(problem, title="not comparable", border_style="red"))
+        console.print(Panel(plain(problem), title="not comparable", border_style="red"))

@@ -2,9 +2,10 @@
 comparison of two runs on the items both scored (SPEC section 5).
 
 Runs are only comparable when they were measured the same way: same catalog content,
-templates, judges, k values, items per k, seed, rounds and naming penalty. A difference
-is never mixed in silently: the leaderboard still lists such runs, marked with what
-differs, and `comparability_problems` names the runs and the setting.
+templates, protocol (`skillmix` or `paper`), judges, k values, items per k, seed, rounds
+and naming penalty. A difference is never mixed in silently: the leaderboard still lists
+such runs, marked with what differs, and `comparability_problems` names the runs and the
+setting.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from skillmix.agreement import COMBINED_JUDGE, combined_scores
+from skillmix.config import stored_protocol
+from skillmix.errors import InputError
 from skillmix.metrics import METRICS, Aggregation, Interval, paired_difference
 from skillmix.report.tables import Report, build_report
 from skillmix.results import ItemResult, RunScores, score_run
 from skillmix.store import Store
 
 
-class CompareError(ValueError):
+class CompareError(InputError):
     """Two runs cannot be compared as asked (no shared items, no such judge, ...)."""
 
 
@@ -51,6 +54,7 @@ def short_model(spec: str) -> str:
 _SETTINGS: tuple[tuple[str, Callable[[dict[str, Any]], Any], Callable[[Any], str]], ...] = (
     ("catalog hash", lambda r: r["catalog_hash"], lambda v: str(v)[:12]),
     ("template version", lambda r: r["template_version"], str),
+    ("protocol", lambda r: stored_protocol(r["config"]), str),
     (
         "judges",
         lambda r: tuple(sorted(r["config"]["judges"])),
@@ -124,6 +128,7 @@ class LeaderboardRow:
     catalog_hash: str
     template_version: str
     differs_in: tuple[str, ...] = ()  # settings that make this run incomparable
+    protocol: str = "skillmix"
 
     @property
     def comparable(self) -> bool:
@@ -140,6 +145,7 @@ class LeaderboardRow:
             **{m: self.metrics[m].to_dict() for m in METRICS},
             "catalog_hash": self.catalog_hash,
             "template_version": self.template_version,
+            "protocol": self.protocol,
             "comparable": self.comparable,
             "differs_in": list(self.differs_in),
         }
@@ -181,6 +187,7 @@ def leaderboard_from_reports(reports: Sequence[Report]) -> Leaderboard:
             catalog_hash=rep.catalog_hash,
             template_version=rep.template_version,
             differs_in=tuple(marks[rep.run_id]),
+            protocol=rep.protocol,
         )
         for rep in reports
         for row in rep.rows

@@ -6,11 +6,15 @@ Everything a model wrote travels as JSON inside a <script type="application/json
 with "<", ">" and "&" written as \\u escapes so that no text can close the tag, and the
 script puts it on the page with textContent only, so model text is always shown as text.
 Everything else is escaped on the Python side. Built from the store alone: no model call.
+The Content-Security-Policy allows only the page's own script and style sheet (by their
+SHA-256 hashes), so markup that ever slipped past escaping could neither run nor restyle.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from skillmix.agreement import COMBINED_JUDGE, combined_scores
+from skillmix.config import describe_decoding
 from skillmix.metrics import METRICS, Aggregation, Interval
 from skillmix.models.settings import Settings
 from skillmix.report.compare import (
@@ -145,7 +150,9 @@ def _interval_cell(iv: Interval) -> str:
         f'<td class="num metric" data-mean="{iv.mean:.4f}">'
         f'<span class="mean">{iv.mean:.2f}</span> '
         f'<span class="ci">[{iv.low:.2f}, {iv.high:.2f}]</span>'
-        f'<span class="bar"><span style="width:{width:.0f}%"></span></span></td>'
+        # an SVG bar: a style attribute would need 'unsafe-inline' (or 'unsafe-hashes') in CSP
+        f'<svg class="bar" viewBox="0 0 100 3" preserveAspectRatio="none" aria-hidden="true">'
+        f'<rect width="{width:.0f}" height="3"/></svg></td>'
     )
 
 
@@ -173,6 +180,21 @@ def _table(
 
 def _date(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+def content_security_policy(script: str, style: str) -> str:
+    """The report's CSP: nothing from the network, and only the inline script and style
+    sheet whose exact text is given (hashed), so no other inline code or style applies."""
+    return (
+        f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+def _csp_hash(source: str) -> str:
+    """A CSP hash source: the browser hashes the element's text as UTF-8, as here."""
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
 
 
 def _json_for_script(data: Any) -> str:
@@ -224,6 +246,7 @@ def _header(views: Sequence[_RunView]) -> tuple[str, str]:
         ("judges", ", ".join(judges)),
         ("catalog", "; ".join(catalogs)),
         ("templates", ", ".join(templates)),
+        ("protocol", ", ".join(sorted({v.report.protocol for v in views}))),
         ("aggregation", f"{aggregation}: {AGGREGATION_NAMES.get(aggregation, aggregation)}"),
         ("generated", generated),
     ]
@@ -236,7 +259,12 @@ def _header(views: Sequence[_RunView]) -> tuple[str, str]:
         design = (
             f"k = {','.join(map(str, cfg['k']))} · {cfg['items']} items per k · "
             f"{cfg['generation_rounds']} generation × {cfg['grading_rounds']} grading rounds · "
-            f"seed {cfg['seed']} · naming penalty {penalty}"
+            f"seed {cfg['seed']} · naming penalty {penalty} · protocol {v.report.protocol} · "
+            f"student {describe_decoding(v.report.decoding['student'])} · "
+            + " · ".join(
+                f"judge {display_model(j)}: {describe_decoding(d)}"
+                for j, d in v.report.decoding["judges"].items()
+            )
         )
         rows.append(
             f'<tr data-run="{_e(v.run["id"])}"><td><code>{_e(v.run["id"])}</code></td>'
@@ -677,8 +705,7 @@ def build_page(store: Store, reports: Sequence[Report]) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="skillmix {_e(version)}">
-<meta http-equiv="Content-Security-Policy"
-  content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
+<meta http-equiv="Content-Security-Policy" content="{content_security_policy(JS, CSS)}">
 <title>{_e(title)}</title>
 <style>{CSS}</style>
 </head>
@@ -752,10 +779,9 @@ td.design { min-width: 260px; }
 p.ok + .table-wrap, .warning + .table-wrap { margin-top: 12px; }
 td.metric .mean { font-weight: 600; }
 td.metric .ci { color: var(--muted); font-size: 12px; }
-td.metric .bar { display: block; height: 3px; background: var(--line); border-radius: 2px;
-  margin-top: 3px; }
-td.metric .bar span { display: block; height: 3px; background: var(--accent);
-  border-radius: 2px; }
+td.metric .bar { display: block; width: 100%; height: 3px; background: var(--line);
+  border-radius: 2px; margin-top: 3px; }
+td.metric .bar rect { fill: var(--accent); }
 tr.incomparable { background: #fffaf0; }
 .badge { display: inline-block; font-size: 12px; padding: 1px 8px; border-radius: 999px;
   white-space: nowrap; }
@@ -963,6 +989,7 @@ JS = r"""
   function verdictCell(value) {
     if (value === 1) return el("td", {class: "yes", title: "met"}, "✓ 1");
     if (value === 0) return el("td", {class: "no", title: "not met"}, "✗ 0");
+    if (typeof value === "number") return el("td", {title: "partly met"}, "◐ " + value);
     return el("td", {class: "muted"}, "—");
   }
   function judgeBlock(rec, j) {

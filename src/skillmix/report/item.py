@@ -5,11 +5,11 @@ from __future__ import annotations
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
-from rich.text import Text
 
 from skillmix.protocol.rubric import build_rubric
 from skillmix.results import score_run
 from skillmix.store import Store, StoreError
+from skillmix.terminal import escaped, plain
 
 
 def _find_run(store: Store, item_id: str, run_id: str | None) -> str:
@@ -32,10 +32,13 @@ def render_item(store: Store, item_id: str, run_id: str | None, console: Console
     skills = [catalog.skill(s) for s in item["skill_ids"]]
     topic = catalog.topic(item["topic_id"])
     rubric = build_rubric(skills, topic)
-    console.rule(f"item {item_id}  (run {run_id})")
-    console.print(f"k={item['k']}  topic: [bold]{topic.name}[/]")
+    console.rule(f"item {escaped(item_id)}  (run {escaped(run_id)})")
+    console.print(f"k={item['k']}  topic: [bold]{escaped(topic.name)}[/]", highlight=False)
     for s in skills:
-        console.print(f"  • [bold]{s.name}[/] ({s.category}): {s.definition}")
+        console.print(
+            f"  • [bold]{escaped(s.name)}[/] ({escaped(s.category)}): {escaped(s.definition)}",
+            highlight=False,
+        )
 
     generations = [g for g in store.generations(run_id) if g["item_id"] == item_id]
     grades = [g for g in store.grades(run_id) if g["item_id"] == item_id]
@@ -52,12 +55,14 @@ def render_item(store: Store, item_id: str, run_id: str | None, console: Console
             if call is None:
                 continue
             prompt = call.messages[-1]["content"]
-            console.print(Panel(Text(prompt), title=f"{label}: prompt", border_style="dim"))
-            console.print(Panel(Text(call.response), title=f"{label}: reply ({call.model})"))
-        named = ", ".join(gen["named"]) or "none"
+            console.print(Panel(plain(prompt), title=f"{label}: prompt", border_style="dim"))
+            console.print(
+                Panel(plain(call.response), title=f"{label}: reply ({escaped(call.model)})")
+            )
+        named = escaped(", ".join(gen["named"]) or "none")
         console.print(
             Panel(
-                Text(gen["answer"] or "(empty)"),
+                plain(gen["answer"] or "(empty)"),
                 title=f"extracted answer: {gen['sentences']} sentence(s), "
                 f"marker {'found' if gen['marker_found'] else 'missing'}, skills named: {named}",
                 border_style="green",
@@ -69,7 +74,7 @@ def render_item(store: Store, item_id: str, run_id: str | None, console: Console
                 "criterion",
                 *(f"round {g['grade_round']}" for g in rows),
                 "decided",
-                title=f"judge {judge}",
+                title=f"judge {escaped(judge)}",
                 title_justify="left",
             )
             decided = results.get((judge, gen["round"]))
@@ -85,7 +90,7 @@ def render_item(store: Store, item_id: str, run_id: str | None, console: Console
                 final = "—"
                 if decided is not None and decided.decided is not None:
                     final = str(decided.decided.get(c.id, "?"))
-                table.add_row(c.label, *cells, final)
+                table.add_row(plain(c.label), *cells, final)
             console.print(table)
             if decided is not None and decided.scores is not None:
                 sc = decided.scores
@@ -93,20 +98,20 @@ def render_item(store: Store, item_id: str, run_id: str | None, console: Console
                     f"full marks {sc.full_marks:.0f}  all skills {sc.all_skills:.0f}  "
                     f"skill fraction {sc.skill_fraction:.2f}"
                     + (
-                        f"  (naming penalty: {', '.join(decided.penalized)})"
+                        f"  (naming penalty: {escaped(', '.join(decided.penalized))})"
                         if decided.penalized
                         else ""
                     )
                 )
             for g in rows:
                 call_texts = [store.get_call(k) for k in g["call_keys"]]
-                body = Group(*(Text(c.response) for c in call_texts if c is not None))
+                body = Group(*(plain(c.response) for c in call_texts if c is not None))
                 console.print(
                     Panel(
                         body,
                         title=f"round {g['grade_round']}: {g['status']} via {g['method']}, "
                         f"{g['attempts']} attempt(s)"
-                        + (f" — {g['reason']}" if g["reason"] else ""),
+                        + (f" — {escaped(g['reason'])}" if g["reason"] else ""),
                         border_style="dim",
                     )
                 )

@@ -14,11 +14,15 @@ from rich.panel import Panel
 from rich.table import Table
 
 from skillmix.agreement import AgreementRow, combined_scores, judge_agreement
+from skillmix.config import describe_decoding, stored_decoding, stored_protocol
 from skillmix.metrics import METRICS, Aggregation
 from skillmix.models.settings import Settings
+from skillmix.reference.diff import ReferenceDiff, reference_diff
+from skillmix.report.reference import render_reference_diff
 from skillmix.results import RunScores, SummaryRow, breakdown, score_run, summarize
 from skillmix.review.agreement import human_agreement
 from skillmix.store import Store
+from skillmix.terminal import escaped, plain
 
 WEAK_JUDGE_WARNING = (
     "The judge {judge} is SmolLM2-135M, a 135M-parameter model that cannot grade reliably: "
@@ -41,11 +45,24 @@ class Report:
     agreement: list[AgreementRow]
     usage: list[dict[str, Any]]
     human_agreement: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    reference_diff: ReferenceDiff | None = None  # runs made by `skillmix import reference`
+
+    @property
+    def protocol(self) -> str:
+        """`skillmix` or `paper` (see `skillmix protocol diff`)."""
+        return stored_protocol(self.config)
+
+    @property
+    def decoding(self) -> dict[str, Any]:
+        """The decoding the student and each judge ran at (as recorded by the run)."""
+        return stored_decoding(self.config)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "config": self.config,
+            "protocol": self.protocol,
+            "decoding": self.decoding,
             "catalog_hash": self.catalog_hash,
             "template_version": self.template_version,
             "aggregation": self.aggregation,
@@ -60,6 +77,7 @@ class Report:
             "human_agreement": self.human_agreement,
             "usage": self.usage,
             "breakdowns": self.breakdowns,
+            **({"reference_diff": self.reference_diff.to_dict()} if self.reference_diff else {}),
         }
 
 
@@ -92,7 +110,11 @@ def build_report(
     unscored = sum(r.items - r.scored for r in rows)
     if unscored:
         warnings.append(f"{unscored} item(s) had no parsed grading round and are unscored")
-    if scores.missing_generations:
+    if scores.missing_generations and run["config"].get("protocol") == "reference-import":
+        warnings.append(
+            f"{scores.missing_generations} generation(s) have no grading in the imported files"
+        )
+    elif scores.missing_generations:
         warnings.append(
             f"the run is incomplete: {scores.missing_generations} generation(s) not graded "
             "yet; re-run the same command to finish it"
@@ -120,6 +142,7 @@ def build_report(
         agreement=judge_agreement(scores),
         usage=usage,
         human_agreement=human_agreement(store, scores),
+        reference_diff=reference_diff(store, run["id"], scores),
     )
 
 
@@ -132,8 +155,9 @@ def _fmt(iv: Any) -> str:
 def render_report(report: Report, console: Console) -> None:
     cfg = report.config
     title = (
-        f"Skill-Mix {report.run_id}  student={cfg['student']}  "
-        f"catalog={report.catalog_hash[:12]}  templates={report.template_version}"
+        f"Skill-Mix {escaped(report.run_id)}  student={escaped(cfg['student'])}  "
+        f"catalog={report.catalog_hash[:12]}  templates={escaped(report.template_version)}  "
+        f"protocol={report.protocol}"
     )
     table = Table(
         title=title,
@@ -148,12 +172,21 @@ def render_report(report: Report, console: Console) -> None:
         table.add_column(m.replace("_", " "), justify="right", no_wrap=True)
     for row in report.rows:
         items = f"{row.scored}/{row.items}"
-        table.add_row(row.judge, str(row.k), items, *(_fmt(row.metrics[m]) for m in METRICS))
+        table.add_row(plain(row.judge), str(row.k), items, *(_fmt(row.metrics[m]) for m in METRICS))
     console.print(table)
     console.print(
         f"aggregation: {report.aggregation} over {cfg['generation_rounds']} generation round(s); "
         f"majority vote over {cfg['grading_rounds']} grading round(s); "
         f"naming penalty {'on' if cfg.get('naming_penalty', True) else 'off'}"
+    )
+    decoding = report.decoding
+    judges = "; ".join(
+        f"judge {escaped(name)}: {describe_decoding(d)}" for name, d in decoding["judges"].items()
+    )
+    console.print(
+        f"protocol {report.protocol}; decoding: student {describe_decoding(decoding['student'])}; "
+        f"{judges}",
+        highlight=False,
     )
     if report.agreement:
         agreement = Table(
@@ -168,7 +201,9 @@ def render_report(report: Report, console: Console) -> None:
         for a in report.agreement:
             value = "—" if a.value != a.value else f"{a.value:.2f}"
             raw = "—" if a.raw_agreement != a.raw_agreement else f"{a.raw_agreement:.0%}"
-            agreement.add_row(a.criterion, a.statistic.replace("_", " "), value, raw, str(a.units))
+            agreement.add_row(
+                plain(a.criterion), a.statistic.replace("_", " "), value, raw, str(a.units)
+            )
         console.print(agreement)
     if report.human_agreement:
         human = Table(
@@ -183,7 +218,11 @@ def render_report(report: Report, console: Console) -> None:
         for h in report.human_agreement:
             kappa = "—" if h["kappa"] != h["kappa"] else f"{h['kappa']:.2f}"
             human.add_row(
-                h["judge"], h["criterion"], f"{h['agreement']:.0%}", kappa, str(h["units"])
+                plain(h["judge"]),
+                plain(h["criterion"]),
+                f"{h['agreement']:.0%}",
+                kappa,
+                str(h["units"]),
             )
         console.print(human)
     if report.usage:
@@ -201,8 +240,8 @@ def render_report(report: Report, console: Console) -> None:
         for u in report.usage:
             cost = "unpriced" if u["cost_usd"] is None else f"{u['cost_usd']:.4f}"
             usage.add_row(
-                u["role"],
-                f"{u['provider']}:{u['model']}",
+                plain(u["role"]),
+                plain(f"{u['provider']}:{u['model']}"),
                 f"{u['calls']:,}",
                 "yes" if u["sent"] else "reused",
                 f"{u['prompt_tokens']:,}",
@@ -210,8 +249,10 @@ def render_report(report: Report, console: Console) -> None:
                 cost if u["sent"] else "0",
             )
         console.print(usage)
+    if report.reference_diff is not None:
+        render_reference_diff(report.reference_diff, console)
     for warning in report.warnings:
-        console.print(Panel(warning, title="warning", border_style="yellow"))
+        console.print(Panel(plain(warning), title="warning", border_style="yellow"))
 
 
 def write_report(report: Report, out_dir: str | Path) -> list[Path]:

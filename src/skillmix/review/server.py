@@ -12,11 +12,15 @@ Routes (every API answer is JSON; errors are {"error": message} with a 4xx statu
     GET  /api/agreement         judge-vs-human agreement per judge and criterion
 
 Security: it listens on 127.0.0.1 unless told otherwise, and any other address needs a
-token. With a token, every request must carry it: `?token=` for the page and its
-assets, the `X-Review-Token` header for the API. Without one, requests must name a
-loopback Host (against DNS rebinding). A POST must be JSON and same-origin. Every answer
-carries a Content-Security-Policy that allows only the app's own script and styles, and
-the page puts model text into the document with textContent only.
+token (at least 22 random characters; `generate_token` makes one). With a token, every
+request must carry it: `?token=` for the page and its assets, the `X-Review-Token` header
+for the API. Without one, requests must name a loopback Host (against DNS rebinding). An
+API request that a browser marks as coming from another page (`Sec-Fetch-Site`, `Origin`
+with another scheme, host or port) is refused before any work is done, and a POST must be
+JSON. Inputs are checked against bounds (body size, integer ranges, string length, valid
+UTF-8) and every error, including a bug's, is a JSON answer. Every answer carries a
+Content-Security-Policy that allows only the app's own script and styles, and the page
+puts model text into the document with textContent only.
 """
 
 from __future__ import annotations
@@ -27,18 +31,22 @@ import hmac
 import html
 import ipaddress
 import json
+import logging
 import math
+import secrets
 import socket
 import threading
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from aiohttp import web
 
+from skillmix.errors import InputError
 from skillmix.report.details import item_details
 from skillmix.results import RunScores, score_run
 from skillmix.review.agreement import human_agreement
@@ -48,7 +56,16 @@ from skillmix.store import Store, StoreError
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8321
 TOKEN_HEADER = "X-Review-Token"
+TOKEN_ENV = "SKILLMIX_REVIEW_TOKEN"
+MIN_TOKEN_LENGTH = 22  # 16 random bytes in url-safe base64; 32 in hex
+MIN_TOKEN_SYMBOLS = 8  # distinct characters: refuses "aaaa…" and the like
+MAX_TOKEN_LENGTH = 512
 MAX_REVIEWER_LENGTH = 100
+MAX_ID_LENGTH = 200  # item and criterion ids
+MAX_BODY_BYTES = 64 * 1024  # a verdict is a few hundred bytes
+MAX_GEN_ROUND = 1_000_000
+MAX_SEED = 2**63 - 1
+MAX_QUEUE_LIMIT = 1000
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -60,11 +77,15 @@ STATIC_TYPES = {
     "favicon.svg": "image/svg+xml",
 }
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+# Sec-Fetch-Site values of requests that another page started (browsers send the header).
+FOREIGN_SITES = {"cross-site", "same-site"}
+
+log = logging.getLogger("skillmix.review")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ReviewError(ValueError):
+class ReviewError(InputError):
     """Something the user can fix before the app can start (store, run, host, token)."""
 
 
@@ -79,22 +100,53 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def generate_token() -> str:
+    """A fresh random token: 32 bytes, url-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def check_token(token: str) -> None:
+    """Refuse a token that is easy to guess or cannot travel in a URL and a header."""
+    how = (
+        f"use at least {MIN_TOKEN_LENGTH} random characters, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe())'"
+    )
+    if not token.strip():
+        raise ReviewError(f"the review token is empty: {how}")
+    if not all("!" <= c <= "~" for c in token) or len(token) > MAX_TOKEN_LENGTH:
+        raise ReviewError(
+            f"the review token must be printable ASCII without spaces, at most "
+            f"{MAX_TOKEN_LENGTH} characters: {how}"
+        )
+    if len(token) < MIN_TOKEN_LENGTH or len(set(token)) < MIN_TOKEN_SYMBOLS:
+        raise ReviewError(
+            f"the review token is too weak ({len(token)} characters, {len(set(token))} "
+            f"different): {how}"
+        )
+
+
 def check_binding(host: str, token: str | None) -> None:
-    """Refuse to listen beyond this machine without a token, or with a blank one."""
-    if token is not None and not token.strip():
-        raise ReviewError("the review token is empty; give a real one or none")
-    if token is None and not is_loopback(host):
+    """Refuse to listen beyond this machine without a token, and any weak token."""
+    if token is not None:
+        check_token(token)
+    elif not is_loopback(host):
         raise ReviewError(
             f"refusing to listen on {host} without a token: anyone who can reach it could "
-            "read the run and write verdicts. Pass --token (or set SKILLMIX_REVIEW_TOKEN), "
-            "e.g. --token \"$(python -c 'import secrets; print(secrets.token_urlsafe(24))')\", "
-            "or listen on 127.0.0.1 and use an SSH tunnel."
+            f"read the run and write verdicts. Set {TOKEN_ENV} or pass --token-file (the "
+            "`skillmix review` command makes one when you give none), or listen on "
+            "127.0.0.1 and use an SSH tunnel."
         )
 
 
 @dataclass
 class _Review:
-    """What one app serves: the run, its scores and details (a snapshot), the store."""
+    """What one app serves: the run, its scores and details (a snapshot), the store.
+
+    The snapshot is indexed by (item_id, gen_round), so looking a generation up costs the
+    same whatever the run's size. It is re-read only for a generation that can still
+    appear: one of the run's items, a round within its generation rounds, while the run
+    was not yet done when the snapshot was taken. Any other id is answered from memory.
+    """
 
     store_path: Path
     run_id: str
@@ -102,6 +154,8 @@ class _Review:
     store: Store | None = None
     scores: RunScores | None = None
     details: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    item_ids: frozenset[str] = frozenset()
+    complete: bool = False  # the run was done when the snapshot was taken
     static: dict[str, bytes] = field(default_factory=dict)
 
     @property
@@ -111,8 +165,11 @@ class _Review:
         return self.store
 
     def refresh(self) -> None:
-        """Re-read scores and details (they change only while the run is still grading)."""
+        """Re-read scores and details (they change only while the run is still going)."""
+        # The status first: if the run was done then, this snapshot holds all of it.
+        self.complete = self.db.get_run(self.run_id)["status"] == "done"
         self.scores = score_run(self.db, self.run_id)
+        self.item_ids = frozenset(i["item_id"] for i in self.db.items(self.run_id))
         self.details = {
             (d["item_id"], d["gen_round"]): d for d in item_details(self.db, self.scores)
         }
@@ -124,9 +181,14 @@ class _Review:
         return self.scores
 
     def detail(self, item_id: str, gen_round: int) -> dict[str, Any] | None:
+        """One generation's details, or None when the run has no such generation."""
+        rounds = int(self.current_scores().run["config"]["generation_rounds"])
         key = (item_id, gen_round)
-        if self.scores is None or key not in self.details:
-            self.refresh()  # a generation stored since the snapshot
+        if key in self.details:
+            return self.details[key]
+        if self.complete or item_id not in self.item_ids or not 0 <= gen_round < rounds:
+            return None
+        self.refresh()  # a generation stored since the snapshot, while the run goes on
         return self.details.get(key)
 
     def agreement(self) -> dict[str, Any]:
@@ -145,13 +207,13 @@ REVIEW = web.AppKey("review", _Review)
 def create_app(store_path: str | Path, run_id: str, token: str | None = None) -> web.Application:
     """The review app for one run of a store. `run_id` may be a unique prefix.
 
-    Raises ReviewError when the store or the run does not exist, or the token is blank.
+    Raises ReviewError when the store or the run does not exist, or the token is weak.
     """
     path = Path(store_path)
     if not path.is_file():
         raise ReviewError(f"no run store at {path}; pass --store or run `skillmix run` first")
-    if token is not None and not token.strip():
-        raise ReviewError("the review token is empty; give a real one or none")
+    if token is not None:
+        check_token(token)
     try:
         store = Store(path)
         try:
@@ -162,8 +224,9 @@ def create_app(store_path: str | Path, run_id: str, token: str | None = None) ->
         raise ReviewError(str(err)) from err
 
     review = _Review(path, full_id, token, static=_load_static())
-    app = web.Application(middlewares=[_headers_and_errors, _guard], client_max_size=1 << 20)
+    app = web.Application(middlewares=[_errors_as_json, _guard], client_max_size=MAX_BODY_BYTES)
     app[REVIEW] = review
+    app.on_response_prepare.append(_security_headers)
     app.router.add_get("/", _page)
     app.router.add_get("/static/{name}", _static)
     app.router.add_get("/api/run", _run)
@@ -312,44 +375,79 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-@web.middleware
-async def _headers_and_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Security headers on every answer; HTTP errors (404, 405, ...) answered as JSON."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        response = _error(exc.status, exc.reason)
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer that leaves the app, whoever made it (a handler, aiohttp, an error)."""
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "no-referrer"  # the page URL may hold the token
     response.headers["Cache-Control"] = "no-store"
-    return response
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as JSON: HTTP errors (404, 405, 413, ...) and bad input as they are,
+    anything else as a 500 whose traceback goes to the log (it is a bug)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _error(exc.status, exc.reason)
+        if "Allow" in exc.headers:  # a 405 says which methods would do
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except _Invalid as err:
+        return _error(err.status, str(err))
+    except Exception:
+        log.exception("review app: %s %s failed", request.method, request.path)
+        return _error(500, "internal error in the review app; its log has the details")
 
 
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Token, Host and Origin checks, before any handler runs."""
+    """Token, Host and origin checks, before any handler runs."""
     review = request.app[REVIEW]
     is_api = request.path.startswith("/api/")
     if review.token is not None:
         supplied = request.headers.get(TOKEN_HEADER)
         if supplied is None and not is_api:
             supplied = request.query.get("token")
-        if supplied is None or not hmac.compare_digest(supplied.encode(), review.token.encode()):
+        if supplied is None or not hmac.compare_digest(
+            supplied.encode(errors="replace"), review.token.encode()
+        ):
             where = f"the {TOKEN_HEADER} header" if is_api else "?token= in the URL"
             return _error(403, f"this review app needs its token ({where})")
     elif not is_loopback(_hostname(request.host)):
         return _error(403, f"unexpected Host '{request.host}': open the app via 127.0.0.1")
-    if request.method == "POST":
-        origin = request.headers.get("Origin")
-        if origin and urlsplit(origin).netloc != request.host:
-            return _error(403, f"cross-origin request from {origin} refused")
-        if request.content_type != "application/json":
-            return _error(415, "send the body as JSON (Content-Type: application/json)")
+    if is_api or request.method not in ("GET", "HEAD"):
+        refused = _foreign_origin(request)
+        if refused:
+            return _error(403, f"cross-origin request from {refused} refused")
+    if request.method == "POST" and request.content_type != "application/json":
+        return _error(415, "send the body as JSON (Content-Type: application/json)")
     return await handler(request)
+
+
+def _foreign_origin(request: web.Request) -> str | None:
+    """Who sent a request that came from another page, or None when it is our own.
+
+    Browsers say where a request comes from: `Sec-Fetch-Site` on every request (also the
+    no-cors ones, which carry no Origin) and `Origin` on POSTs and CORS requests. An
+    origin is scheme, host and port, all three compared. Clients that send neither
+    (curl, scripts) are not browsers driven by another page and are let through.
+    """
+    site = request.headers.get("Sec-Fetch-Site", "").lower()
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() != _own_origin(request):
+        return origin
+    if site in FOREIGN_SITES:
+        return origin or f"a {site} page"
+    return None
+
+
+def _own_origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}".lower()
 
 
 def _hostname(host_header: str) -> str:
@@ -397,16 +495,9 @@ async def _run(request: web.Request) -> web.Response:
 
 async def _queue(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
-    reviewer = request.query.get("reviewer", "").strip()
-    if not reviewer:
-        return _error(400, "say who is reviewing: ?reviewer=NAME")
-    try:
-        limit = int(request.query.get("limit", "50"))
-        seed = int(request.query.get("seed", "0"))
-    except ValueError:
-        return _error(400, "limit and seed must be integers")
-    if not 1 <= limit <= 1000:
-        return _error(400, "limit must be between 1 and 1000")
+    reviewer = _reviewer(request.query.get("reviewer"), "say who is reviewing: ?reviewer=NAME")
+    limit = _query_int(request, "limit", 50, 1, MAX_QUEUE_LIMIT)
+    seed = _query_int(request, "seed", 0, 0, MAX_SEED)
     queue = review_queue(review.db, review.run_id, reviewer=reviewer, seed=seed)
     total = len(review.db.generations(review.run_id))
     return _json(
@@ -422,15 +513,13 @@ async def _queue(request: web.Request) -> web.Response:
 
 async def _item(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
-    item_id = request.query.get("item_id", "")
-    try:
-        gen_round = int(request.query.get("gen_round", ""))
-    except ValueError:
-        return _error(400, "gen_round must be an integer")
+    item_id = _identifier(request.query.get("item_id"), "item_id")
+    gen_round = _query_int(request, "gen_round", None, 0, MAX_GEN_ROUND)
     detail = review.detail(item_id, gen_round)
     if detail is None:
         return _error(404, f"no generation {gen_round} of item '{item_id}' in {review.run_id}")
-    reviewer = request.query.get("reviewer", "").strip()
+    given = request.query.get("reviewer", "")
+    reviewer = _reviewer(given) if given.strip() else ""
     own = {
         h["criterion"]: h["value"]
         for h in review.db.human_verdicts(review.run_id)
@@ -443,14 +532,8 @@ async def _item(request: web.Request) -> web.Response:
 
 async def _verdicts(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "the body is not valid JSON")
-    try:
-        reviewer, item_id, gen_round, verdicts = _check_verdicts(review, body)
-    except _Invalid as err:
-        return _error(err.status, str(err))
+    body = _parse_json(await request.read())  # at most MAX_BODY_BYTES, or a 413
+    reviewer, item_id, gen_round, verdicts = _check_verdicts(review, body)
     review.db.put_human_verdicts(review.run_id, item_id, gen_round, reviewer, verdicts)
     return _json({"saved": len(verdicts), "agreement": review.agreement()})
 
@@ -459,26 +542,85 @@ async def _agreement(request: web.Request) -> web.Response:
     return _json(request.app[REVIEW].agreement())
 
 
+# --- input checks: each raises _Invalid, which the error middleware answers as JSON --------
+
+
 class _Invalid(ValueError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
 
 
+def _parse_json(raw: bytes) -> Any:
+    """A request body as JSON, or _Invalid saying why not (never a 500)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise _Invalid("the body is not UTF-8 text") from err
+    except json.JSONDecodeError as err:
+        raise _Invalid(f"the body is not valid JSON: {err}") from err
+    except RecursionError as err:
+        raise _Invalid("the body is not a verdict: its JSON is nested too deeply") from err
+    except ValueError as err:  # an integer with more digits than Python converts
+        raise _Invalid("the body is not a verdict: it holds a number too long") from err
+
+
+def _query_int(request: web.Request, name: str, default: int | None, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]."""
+    text = request.query.get(name)
+    if text is None and default is not None:
+        return default
+    expected = f"{name} must be an integer from {low} to {high}"
+    try:
+        value = int(text) if text is not None and len(text) <= len(str(high)) + 1 else None
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise _Invalid(expected)
+    return value
+
+
+def _is_text(value: str) -> bool:
+    """Valid Unicode (no lone surrogates) without control characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not any(unicodedata.category(c) == "Cc" for c in value)
+
+
+def _reviewer(value: Any, missing: str = "reviewer must be a non-empty name") -> str:
+    """A reviewer's name, stripped: stored with every verdict and shown in reports."""
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(missing)
+    name = value.strip()
+    if len(name) > MAX_REVIEWER_LENGTH:
+        raise _Invalid(f"reviewer must be at most {MAX_REVIEWER_LENGTH} characters")
+    if not _is_text(name):
+        raise _Invalid("reviewer must be plain text: no control characters, valid Unicode")
+    return name
+
+
+def _identifier(value: Any, name: str) -> str:
+    """An item or criterion id as sent (ids are compared exactly, never stripped)."""
+    if not isinstance(value, str) or not value:
+        raise _Invalid(f"{name} must be a non-empty string")
+    if len(value) > MAX_ID_LENGTH or not _is_text(value):
+        raise _Invalid(f"{name} must be at most {MAX_ID_LENGTH} characters of plain text")
+    return value
+
+
 def _check_verdicts(review: _Review, body: Any) -> tuple[str, str, int, dict[str, int]]:
     """(reviewer, item_id, gen_round, verdicts) from a POST body, or _Invalid saying why."""
     if not isinstance(body, dict):
         raise _Invalid("the body must be a JSON object with reviewer, item_id, gen_round, verdicts")
-    reviewer = body.get("reviewer")
-    if not isinstance(reviewer, str) or not reviewer.strip():
-        raise _Invalid("reviewer must be a non-empty name")
-    if len(reviewer.strip()) > MAX_REVIEWER_LENGTH:
-        raise _Invalid(f"reviewer must be at most {MAX_REVIEWER_LENGTH} characters")
-    item_id, gen_round = body.get("item_id"), body.get("gen_round")
-    if not isinstance(item_id, str) or not item_id:
-        raise _Invalid("item_id must be a non-empty string")
+    reviewer = _reviewer(body.get("reviewer"))
+    item_id = _identifier(body.get("item_id"), "item_id")
+    gen_round = body.get("gen_round")
     if not isinstance(gen_round, int) or isinstance(gen_round, bool):
-        raise _Invalid("gen_round must be an integer")
+        raise _Invalid(f"gen_round must be an integer from 0 to {MAX_GEN_ROUND}")
+    if not 0 <= gen_round <= MAX_GEN_ROUND:
+        raise _Invalid(f"gen_round must be an integer from 0 to {MAX_GEN_ROUND}")
     verdicts = body.get("verdicts")
     if not isinstance(verdicts, dict) or not verdicts:
         raise _Invalid("verdicts must be a non-empty object {criterion_id: 0 or 1}")
@@ -488,9 +630,9 @@ def _check_verdicts(review: _Review, body: Any) -> tuple[str, str, int, dict[str
     known = [c["id"] for c in detail["criteria"]]
     unknown = [c for c in verdicts if c not in known]
     if unknown:
+        shown = ", ".join(json.dumps(c) for c in unknown[:5])  # ASCII: escapes anything odd
         raise _Invalid(
-            f"not a criterion of item {item_id}: {', '.join(map(repr, unknown))} "
-            f"(its criteria: {', '.join(known)})"
+            f"not a criterion of item {item_id}: {shown} (its criteria: {', '.join(known)})"
         )
     bad = [
         c
@@ -500,7 +642,7 @@ def _check_verdicts(review: _Review, body: Any) -> tuple[str, str, int, dict[str
     if bad:
         shown = ", ".join(f"{c}={json.dumps(verdicts[c])}" for c in bad)
         raise _Invalid(f"verdict values must be 0 (not met) or 1 (met), got {shown}")
-    return reviewer.strip(), item_id, gen_round, {c: int(v) for c, v in verdicts.items()}
+    return reviewer, item_id, gen_round, {c: int(v) for c, v in verdicts.items()}
 
 
 def _json(data: Any) -> web.Response:

@@ -1,25 +1,45 @@
 """The run store: one SQLite file (WAL) holding runs, items, every model call, answers and grades.
 
-Every write commits at once, so a process killed at any moment loses at most the call that
-was in flight. `calls` is content-addressed by the request key: it is both the log of every
-model request with its settings and the response cache that makes re-runs free.
+Every write commits at once (inside an event loop: once per loop iteration, see
+`group_commits`), so a process killed at any moment loses at most the calls in flight.
+`calls` is content-addressed by the request key: it is both the log of every model request
+with its settings and the response cache that makes re-runs free.
+
+Nothing paid for is dropped silently: a write the store cannot take (a full disk) stops
+the run with `StoreWriteError`, and the writes not yet committed go to a side file that the
+next writer stores first (see `journal`). Text is stored as given, except lone surrogates,
+which are repaired (`text`). A run is held by one process at a time (see `lease`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from skillmix.catalog.model import Catalog, Skill, Topic
+from skillmix.store import journal
+from skillmix.store.failures import (
+    StoreError,
+    StoreNotFound,
+    StoreWriteError,
+    describe_failure,
+)
+from skillmix.store.lease import LEASE_SCHEMA, hold_run
+from skillmix.store.text import has_lone_surrogates, repair_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added since schema 1, added to older stores when they are opened for writing.
+ADDED_COLUMNS = {"calls": {"raw_response": "TEXT"}, "grades": {"answer_hash": "TEXT"}}
+_CALL_INSERT = "INSERT OR IGNORE INTO calls "
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS catalogs (
@@ -59,7 +79,8 @@ CREATE TABLE IF NOT EXISTS calls (
     structured TEXT NOT NULL,
     finish_reason TEXT NOT NULL,
     latency_s REAL NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    raw_response TEXT  -- the reply as sent (`text.escape_text`) when it had to be repaired
 );
 CREATE TABLE IF NOT EXISTS run_calls (
     run_id TEXT NOT NULL,
@@ -103,13 +124,25 @@ CREATE TABLE IF NOT EXISTS grades (
     reason TEXT,
     attempts INTEGER NOT NULL,
     call_keys TEXT NOT NULL,
+    answer_hash TEXT,  -- the answer graded (`answer_hash`): a grade counts while it matches
+    PRIMARY KEY (run_id, item_id, gen_round, judge, grade_round)
+);
+-- Points the original Skill-Mix scripts recorded for an imported grading round
+-- (`skillmix import reference`), kept beside our own parse of the same judge text.
+CREATE TABLE IF NOT EXISTS reference_points (
+    run_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    gen_round INTEGER NOT NULL,
+    judge TEXT NOT NULL,
+    grade_round INTEGER NOT NULL,
+    points TEXT NOT NULL,
+    given INTEGER NOT NULL,
+    raw TEXT NOT NULL,
+    sentences INTEGER,
+    source TEXT NOT NULL,
     PRIMARY KEY (run_id, item_id, gen_round, judge, grade_round)
 );
 """
-
-
-class StoreError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -128,18 +161,35 @@ class CallRecord:
     latency_s: float
     synthetic: bool = False  # made up by `skillmix estimate`, never stored
     messages_json: str = ""  # the messages already serialised, when the caller has them
+    # The reply exactly as received (`text.escape_text`) when `response` had to be repaired.
+    raw_response: str | None = None
 
 
 class Store:
-    """A run database. Use one instance per process; it is not shared across threads."""
+    """A run database. Use one instance per process; it is not shared across threads.
 
-    def __init__(self, path: str | Path):
+    `read_only=True` opens an existing store for reading only: it never creates a file or
+    folder, and it also works on a read-only file or mount. Otherwise the store (and its
+    folder) is created when missing, and writes that an earlier run set aside are stored.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
         self._pending_calls: dict[str, CallRecord] = {}
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        if self.path.parent and not self.path.parent.exists():
+        self._failed: Exception | None = None  # what stopped the writes, see raise_if_failed
+        self.repaired_texts = 0  # values whose lone surrogates were replaced before storing
+        self.replayed = 0  # writes stored from the side file of an earlier run
+        self.replay_dropped = 0  # lines of that side file that could not be stored
+        if read_only:
+            self.db = _connect_read_only(self.path)
+            return
+        if self.path.exists() and not _writable(self.path):
+            raise _read_only_error(self.path)
+        if not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
@@ -150,18 +200,19 @@ class Store:
             # not a power cut, and costs microseconds instead of a disk flush.
             self.db.execute("PRAGMA synchronous=OFF")
             self.db.execute("PRAGMA foreign_keys=ON")
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} was written by a newer skillmix (schema {version}); upgrade"
-                )
-            self.db.executescript(SCHEMA)
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"{self.path} is not a skillmix store: {err}") from err
+            version = _check_version(self.db, self.path)
+            self.db.executescript(SCHEMA + LEASE_SCHEMA)
+            if version < SCHEMA_VERSION:
+                with self.transaction():
+                    _add_missing_columns(self.db)
+                    self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.Error as err:
+            raise _open_error(err, self.path) from err
+        self._replay_side_file()
 
     def close(self) -> None:
-        self.flush()
+        if not self.read_only:
+            self._settle()
         self.db.close()
 
     # --- group commit ---------------------------------------------------------------------
@@ -173,43 +224,206 @@ class Store:
         Every write made while tasks run in one iteration of the loop is committed in one
         transaction at the start of the next: one commit instead of one per write, with a
         window of a single loop iteration (the calls then in flight are at risk anyway).
+
+        A commit that fails (a full disk) stops the writes: later ones are kept in memory,
+        `failed` turns true (`CallCache` then sends nothing new), and on leaving the block
+        whatever is still uncommitted is written to the side file; leaving it normally then
+        raises the `StoreWriteError`.
         """
         self._loop = asyncio.get_running_loop()
         try:
             yield
-        finally:
-            self.flush()
+        except BaseException:
             self._loop = None
+            self._settle()
+            raise
+        self._loop = None
+        self._settle()
+        self.raise_if_failed()
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        if self._loop is None:
-            self.db.execute(sql, params)
+        """Write now, or with the loop iteration's group commit inside `group_commits`.
+
+        Outside it, a write the store cannot take goes to the side file and raises.
+        """
+        if any(isinstance(p, str) and has_lone_surrogates(p) for p in params):
+            self.repaired_texts += 1
+            params = tuple(repair_text(p) if isinstance(p, str) else p for p in params)
+        if self._loop is not None:
+            self._pending.append((sql, params))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush_soon)
             return
-        self._pending.append((sql, params))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self.flush)
+        try:
+            self._execute(sql, params)
+        except StoreWriteError as err:
+            self.fail(err)
+            self._pending.append((sql, params))
+            self._settle()
+            raise StoreWriteError(err.failure) from err
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """One statement outside a group commit; a store problem is a StoreWriteError."""
+        try:
+            return self.db.execute(sql, params)
+        except (sqlite3.OperationalError, OSError) as err:
+            failure = describe_failure(err, self.path)
+            if failure is None:
+                raise
+            raise StoreWriteError(failure) from err
 
     def flush(self) -> None:
-        """Commit every pending write in one transaction."""
+        """Commit every pending write in one transaction, or raise what stops the writes."""
         self._flush_scheduled = False
+        if self._failed is None:
+            self._commit_pending()
+        self.raise_if_failed()
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        if self._failed is None:
+            self._commit_pending()
+
+    def _commit_pending(self) -> None:
+        """Commit the pending writes; on failure keep them and record why (never raises).
+
+        A write the database refuses on its own (a bug, not the disk) does not take the
+        others down with it: they are committed one by one and the refused one is reported.
+        """
         if not self._pending:
             return
-        pending, self._pending = self._pending, []
-        with self.transaction():
-            for sql, params in pending:
-                self.db.execute(sql, params)
+        try:
+            with self.transaction():
+                for sql, params in self._pending:
+                    self.db.execute(sql, params)
+        except StoreError as err:
+            self.fail(err)
+            return
+        except Exception:
+            refused = self._commit_one_by_one()
+            if refused is not None:
+                self.fail(refused)
+            return
+        self._pending = []
         self._pending_calls.clear()
+
+    def _commit_one_by_one(self) -> Exception | None:
+        refused: list[tuple[str, Exception]] = []
+        try:
+            with self.transaction():
+                for sql, params in self._pending:
+                    try:
+                        self.db.execute(sql, params)
+                    except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError) as err:
+                        refused.append((sql, err))
+        except Exception as err:  # kept as the reason the writes stopped
+            return err
+        self._pending = []
+        self._pending_calls.clear()
+        if not refused:
+            return None
+        first_sql, first_err = refused[0]
+        return RuntimeError(
+            f"the store refused {len(refused)} write(s) (a bug): "
+            f"{first_sql.split('(')[0]}: {first_err}"
+        )
+
+    def _settle(self) -> None:
+        """Commit what is pending; what still cannot be committed goes to the side file."""
+        if not self.db.in_transaction:  # (a caller's open transaction cannot take them)
+            self._commit_pending()  # once more: space may have been freed meanwhile
+        if not self._pending:
+            return
+        failure = self._failed.failure if isinstance(self._failed, StoreWriteError) else None
+        answers = sum(sql.startswith(_CALL_INSERT) for sql, _ in self._pending)
+        target = journal.side_file(self.path)
+        try:
+            journal.append_writes(target, self._pending)
+        except OSError as err:
+            if failure is not None:
+                failure.lost_answers = answers
+                failure.lost_reason = f"{target}: {err.strerror or err}"
+        else:
+            if failure is not None:
+                failure.kept_rows = len(self._pending)
+                failure.kept_answers = answers
+                failure.side_file = target
+        self._pending = []
+        self._pending_calls.clear()
+
+    def _replay_side_file(self) -> None:
+        """Store the writes an earlier run set aside, before anything else is written."""
+        try:
+            with journal.taken(journal.side_file(self.path)) as (writes, unreadable):
+                self.replay_dropped = unreadable
+                if writes:
+                    self._pending = list(writes)
+                    self._commit_pending()
+                    self._pending = []  # on a store failure they stay in the side file
+                    if isinstance(self._failed, StoreError):
+                        self.raise_if_failed()
+                    if self._failed is not None:  # writes SQLite refuses can never be stored
+                        self.replay_dropped += 1
+                        self._failed = None
+                    self.replayed = len(writes)
+        except OSError as err:
+            raise StoreError(
+                f"cannot read {journal.side_file(self.path)}: {err.strerror or err}",
+                hint="it holds answers an earlier run could not store; make it readable",
+            ) from err
+
+    @property
+    def failed(self) -> bool:
+        """Whether a write failed: the run must stop, and must not be marked done."""
+        return self._failed is not None
+
+    def fail(self, err: Exception) -> None:
+        """Record why writes stopped (the first reason counts); later writes are kept aside."""
+        if self._failed is not None:
+            return
+        if isinstance(err, StoreError):
+            self._failed = err
+            return
+        failure = describe_failure(err, self.path)
+        self._failed = err if failure is None else StoreWriteError(failure)
+
+    def raise_if_failed(self) -> None:
+        """Raise what stopped the writes, if anything did."""
+        if isinstance(self._failed, StoreWriteError):
+            raise StoreWriteError(self._failed.failure)
+        if self._failed is not None:
+            raise self._failed
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+        """One write transaction; a store problem (full disk, read-only) is a StoreWriteError."""
         try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:  # SQLite may have rolled back already (full disk)
+                    with suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
+                raise
+        except (sqlite3.OperationalError, OSError) as err:
+            failure = describe_failure(err, self.path)
+            if failure is None:
+                raise
+            raise StoreWriteError(failure) from err
+
+    # --- the run lease ----------------------------------------------------------------------
+
+    def lease(
+        self, run_id: str, *, wait: bool = False, on_wait: Callable[[str], None] | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold `run_id` for this process for the block (`async with`); see `lease.hold_run`.
+
+        Raises `RunLeased` naming the process that holds it, or with `wait` waits for it.
+        """
+        return hold_run(self, run_id, wait=wait, on_wait=on_wait)
 
     # --- catalogs -------------------------------------------------------------------------
 
@@ -221,7 +435,7 @@ class Store:
             },
             ensure_ascii=False,
         )
-        self.db.execute(
+        self._execute(
             "INSERT OR IGNORE INTO catalogs (hash, name, version, content) VALUES (?, ?, ?, ?)",
             (catalog.content_hash, catalog.name, catalog.version, content),
         )
@@ -242,7 +456,7 @@ class Store:
     ) -> bool:
         """Create the run if it is new; return True when it already existed (a resume)."""
         now = time.time()
-        cur = self.db.execute(
+        cur = self._execute(
             "INSERT OR IGNORE INTO runs (id, created, updated, status, catalog_hash, "
             "template_version, config) VALUES (?, ?, ?, 'running', ?, ?, ?)",
             (run_id, now, now, catalog_hash, template_version, json.dumps(config, sort_keys=True)),
@@ -250,10 +464,17 @@ class Store:
         return cur.rowcount == 0
 
     def set_run_status(self, run_id: str, status: str) -> None:
+        """Record how a run ended. It is never marked done while a write is missing: once a
+        write failed, "done" raises that failure, and other statuses are recorded if the
+        store still takes them (the failure itself is raised by whoever stopped the run).
+        """
+        sql = "UPDATE runs SET status = ?, updated = ? WHERE id = ?"
+        if self._failed is not None and status != "done":
+            with suppress(sqlite3.Error):
+                self.db.execute(sql, (status, time.time(), run_id))
+            return
         self.flush()
-        self.db.execute(
-            "UPDATE runs SET status = ?, updated = ? WHERE id = ?", (status, time.time(), run_id)
-        )
+        self._execute(sql, (status, time.time(), run_id))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -297,11 +518,12 @@ class Store:
         return None if row is None else _call_record(row)
 
     def put_call(self, record: CallRecord) -> None:
+        """Store a model call; the first answer stored for a key is the one that counts."""
         self._pending_calls[record.key] = record
         self._write(
-            "INSERT OR IGNORE INTO calls (key, provider, model, role, messages, settings, "
+            _CALL_INSERT + "(key, provider, model, role, messages, settings, "
             "response, prompt_tokens, completion_tokens, structured, finish_reason, latency_s, "
-            "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created, raw_response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.key,
                 record.provider,
@@ -316,6 +538,7 @@ class Store:
                 record.finish_reason,
                 record.latency_s,
                 time.time(),
+                record.raw_response,
             ),
         )
 
@@ -434,11 +657,17 @@ class Store:
         reason: str | None,
         attempts: int,
         call_keys: list[str],
+        answer: str | None = None,
     ) -> None:
+        """One grading round of one generation.
+
+        `answer` is the text that was graded: the grade then only counts (in `grades`)
+        while the generation still holds exactly that text. Without it, it always counts.
+        """
         self._write(
             "INSERT OR REPLACE INTO grades (run_id, item_id, gen_round, judge, grade_round, "
-            "status, method, verdicts, reason, attempts, call_keys) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "status, method, verdicts, reason, attempts, call_keys, answer_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 item_id,
@@ -451,6 +680,7 @@ class Store:
                 reason,
                 attempts,
                 json.dumps(call_keys),
+                None if answer is None else answer_hash(answer),
             ),
         )
 
@@ -484,10 +714,21 @@ class Store:
         )
 
     def grades(self, run_id: str) -> list[dict[str, Any]]:
+        """The grades of a run that refer to the answer its generation holds now.
+
+        A grade of another text (its generation was replaced since, e.g. by a process that
+        got a different sample of the same request) is left out: it is graded again.
+        """
         rows = self.db.execute(
             "SELECT * FROM grades WHERE run_id = ? ORDER BY item_id, gen_round, judge, grade_round",
             (run_id,),
         ).fetchall()
+        answers = {
+            (item_id, round_): answer_hash(answer)
+            for item_id, round_, answer in self.db.execute(
+                "SELECT item_id, round, answer FROM generations WHERE run_id = ?", (run_id,)
+            )
+        }
         return [
             {
                 **dict(r),
@@ -495,11 +736,71 @@ class Store:
                 "call_keys": json.loads(r["call_keys"]),
             }
             for r in rows
+            if _graded_current(r, answers)
         ]
+
+    # --- imported reference points ------------------------------------------------------
+
+    def put_reference_points(
+        self,
+        run_id: str,
+        item_id: str,
+        gen_round: int,
+        judge: str,
+        grade_round: int,
+        *,
+        points: dict[str, float],
+        given: int,
+        raw: str,
+        sentences: int | None,
+        source: str,
+    ) -> None:
+        """The original scripts' point per criterion for one grading round (replaces any).
+
+        `points` is keyed by criterion id as their aggregation read them (by position);
+        `given` is how many values their points cell held (later criteria were padded
+        with 0), `raw` the cell as written, `source` the file and line it came from.
+        """
+        self._write(
+            "INSERT OR REPLACE INTO reference_points (run_id, item_id, gen_round, judge, "
+            "grade_round, points, given, raw, sentences, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                item_id,
+                gen_round,
+                judge,
+                grade_round,
+                json.dumps(points),
+                given,
+                raw,
+                sentences,
+                source,
+            ),
+        )
+
+    def reference_points(self, run_id: str) -> list[dict[str, Any]]:
+        """Every stored reference point row of a run (empty for runs not imported)."""
+        rows = self.db.execute(
+            "SELECT * FROM reference_points WHERE run_id = ? "
+            "ORDER BY item_id, gen_round, judge, grade_round",
+            (run_id,),
+        ).fetchall()
+        return [{**dict(r), "points": json.loads(r["points"])} for r in rows]
 
 
 def _human_rows(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
+
+
+def answer_hash(answer: str) -> str:
+    """What a grade records of the text it graded."""
+    return hashlib.sha256(answer.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _graded_current(row: sqlite3.Row, answers: dict[tuple[str, int], str]) -> bool:
+    graded = _column(row, "answer_hash")
+    return graded is None or answers.get((row["item_id"], row["gen_round"])) == graded
 
 
 def _call_record(row: sqlite3.Row) -> CallRecord:
@@ -516,4 +817,116 @@ def _call_record(row: sqlite3.Row) -> CallRecord:
         structured=row["structured"],
         finish_reason=row["finish_reason"],
         latency_s=row["latency_s"],
+        raw_response=_column(row, "raw_response"),
     )
+
+
+def _column(row: sqlite3.Row, name: str) -> Any:
+    """A column that stores written by an older skillmix may lack (then None)."""
+    try:
+        return row[name]
+    except IndexError:
+        return None
+
+
+# --- opening ------------------------------------------------------------------------------
+
+
+def _check_version(db: sqlite3.Connection, path: Path) -> int:
+    """The store's schema version; one newer than this skillmix knows is an error."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written by a newer skillmix (schema {version}, this one reads "
+            f"up to {SCHEMA_VERSION})",
+            hint="upgrade skillmix: pip install -U skillmix",
+        )
+    return version
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def _open_error(err: sqlite3.Error, path: Path) -> StoreError:
+    """Why a store could not be opened, without calling a store we cannot read a non-store."""
+    if isinstance(err, sqlite3.DatabaseError) and getattr(err, "sqlite_errorname", "") in (
+        "SQLITE_NOTADB",
+        "SQLITE_CORRUPT",
+    ):
+        return StoreError(
+            f"{path} is not a skillmix store: {err}",
+            hint="pass --store (or set SKILLMIX_STORE) to the .sqlite file a run wrote",
+        )
+    failure = describe_failure(err, path)
+    if failure is None:
+        return StoreError(f"cannot open the store {path}: {err}")
+    if failure.problem == "read-only store" or not _writable(path):
+        return _read_only_error(path)
+    return StoreWriteError(failure)
+
+
+def _writable(path: Path) -> bool:
+    """Whether the store file and its folder (for the write-ahead log) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.absolute().parent, os.W_OK)
+
+
+def _read_only_error(path: Path) -> StoreError:
+    return StoreError(
+        f"the store {path} is read-only: it can be read (runs, report, show, export) "
+        "but not written",
+        hint="copy it somewhere writable and pass --store (or SKILLMIX_STORE) to the copy",
+    )
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open an existing store for reading; never creates anything, works on read-only media.
+
+    A store that could be written is opened as usual (`mode=rw`, which never creates a file),
+    so closing it cleans up its write-ahead log as every writer does. Otherwise `mode=ro`
+    reads the store and its log, but needs its `-shm` file or a writable folder; on a
+    read-only mount without them, `immutable=1` reads the file alone (a read-only mount
+    cannot be written under us, and a clean close leaves no log behind).
+    """
+    if not path.is_file():
+        where = path.absolute()
+        raise StoreNotFound(
+            f"no skillmix store at {where}"
+            + ("" if where.parent.is_dir() else f" (the folder {where.parent} does not exist)"),
+            hint="pass --store PATH or set SKILLMIX_STORE to the .sqlite file a run wrote",
+        )
+    uri = path.absolute().as_uri()
+    last: sqlite3.Error | None = None
+    for query in ("mode=rw", "mode=ro", "immutable=1")[0 if _writable(path) else 1 :]:
+        try:
+            db = sqlite3.connect(f"{uri}?{query}", uri=True, isolation_level=None)
+        except sqlite3.Error as err:
+            last = err
+            continue
+        db.row_factory = sqlite3.Row
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            _check_version(db, path)
+        except sqlite3.OperationalError as err:  # cannot open the -shm: try the next way
+            db.close()
+            last = err
+            continue
+        except sqlite3.DatabaseError as err:
+            db.close()
+            raise _open_error(err, path) from err
+        except StoreError:
+            db.close()
+            raise
+        if "runs" not in tables:
+            db.close()
+            raise StoreError(
+                f"{path} is an SQLite database but not a skillmix store (it has no runs table)",
+                hint="pass --store (or set SKILLMIX_STORE) to the .sqlite file a run wrote",
+            )
+        return db
+    assert last is not None
+    raise StoreError(f"cannot read the store {path}: {last}") from last

@@ -1,0 +1,20 @@
+"""The original Skill-Mix scripts' recorded runs: read their files, import them, compare.
+
+`import_reference` turns their output folders into skillmix runs (our parser, our
+aggregation); `reference_diff` says where their points and ours disagree.
+"""
+
+from skillmix.reference.diff import CAUSES, ReferenceDiff, reference_diff
+from skillmix.reference.formats import ReferenceFormatError
+from skillmix.reference.importer import PROTOCOL, ImportedRun, ImportSummary, import_reference
+
+__all__ = [
+    "CAUSES",
+    "PROTOCOL",
+    "ImportSummary",
+    "ImportedRun",
+    "ReferenceDiff",
+    "ReferenceFormatError",
+    "import_reference",
+    "reference_diff",
+]

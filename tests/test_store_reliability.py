@@ -1,0 +1,654 @@
+"""The run store never loses or corrupts paid work: full disks, hostile text, two processes.
+
+Every test drives the real `skillmix` command in subprocesses against a real HTTP server
+(`ScriptedServer`) and real SQLite files. Interruptions are placed by request count (the
+server's hold gate) or by a real file-size limit (RLIMIT_FSIZE), never by timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import canonical, sigkill_at_request, skillmix
+from scripted_server import Reply, ScriptedServer, honest_policy
+from skillmix.store import RunLeased, Store, StoreError, StoreWriteError
+from skillmix.store.journal import side_file
+from skillmix.store.lease import LeaseHolder, RunLease
+from skillmix.store.text import unescape_text
+
+ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+
+
+# --- helpers shared with test_fault_matrix --------------------------------------------------
+
+
+def run_args(
+    spec: str, store: Path, *, items: int = 6, seed: int = 0, workers: int | None = None
+) -> list[str]:
+    """A small run: k=2, `items` items, 2 generation rounds x 2 grading rounds (8 per item).
+
+    `workers` bounds the units in flight, and so what a stopped run holds uncommitted.
+    """
+    args = [
+        "run",
+        "--student",
+        spec,
+        "--judge",
+        spec,
+        "--k",
+        "2",
+        "--items",
+        str(items),
+        "--generation-rounds",
+        "2",
+        "--grading-rounds",
+        "2",
+        "--seed",
+        str(seed),
+        "--store",
+        str(store),
+    ]
+    return args if workers is None else [*args, "--workers", str(workers)]
+
+
+def file_size_limit(limit: int) -> Callable[[], None]:
+    """A preexec_fn: writing past `limit` bytes fails (EFBIG; SIGXFSZ ignored), like a full disk."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def run_limited(args: list[str], cwd: Path, limit: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "skillmix.cli", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=file_size_limit(limit),
+    )
+
+
+def without_log(store: Path) -> None:
+    """Checkpoint the store and remove its write-ahead log, as a clean close does.
+
+    The next process then writes its pages into a new log from byte 0, so a file-size
+    limit of N bytes lets it commit N bytes of pages and fail at the next commit.
+    """
+    db = sqlite3.connect(store)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+def integrity(store: Path) -> str:
+    db = sqlite3.connect(store)
+    try:
+        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        db.close()
+
+
+def run_status(store: Path) -> list[str]:
+    db = sqlite3.connect(store)
+    try:
+        return [r[0] for r in db.execute("SELECT status FROM runs")]
+    finally:
+        db.close()
+
+
+def snapshot(store: Path) -> dict[str, Any]:
+    """Everything a run produced that must not depend on how often it was interrupted."""
+    s = Store(store, read_only=True)
+    try:
+        [run] = s.list_runs()
+        run_id = run["id"]
+        used = {
+            key: role
+            for key, role in s.db.execute(
+                "SELECT key, role FROM run_calls WHERE run_id = ?", (run_id,)
+            )
+        }
+        answers = {
+            key: response
+            for key, response in s.db.execute("SELECT key, response FROM calls")
+            if key in used
+        }
+        return {
+            "run": run_id,
+            "items": s.items(run_id),
+            "used": used,
+            "answers": answers,
+            "generations": s.generations(run_id),
+            "grades": s.grades(run_id),
+        }
+    finally:
+        s.db.close()
+
+
+def report_json(store: Path, cwd: Path) -> dict[str, Any]:
+    proc = skillmix("report", "--json", "--store", str(store), cwd=cwd)
+    return dict(json.loads(proc.stdout))
+
+
+def one_error_line(stderr: str) -> str:
+    """The CLI's error line; there must be exactly one and no traceback."""
+    assert "Traceback" not in stderr, stderr
+    assert "Exception in callback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+# --- 1. a full disk -------------------------------------------------------------------------
+
+
+def test_disk_full_stops_keeps_answers_and_resume_sends_nothing_twice(tmp_path: Path):
+    """A run hits a file-size limit mid-way: it stops at once with one clear line and a
+    non-zero exit, never marks the run done, keeps every answer it received (committed or in
+    the side file), and a resume with space sends no request whose answer came back before."""
+    store = tmp_path / "full.sqlite"
+    with ScriptedServer(honest_policy) as first:
+        port = first.port
+        # At most 4 units in flight: what is uncommitted when the disk fills (and goes to
+        # the side file, under the same file-size limit) stays well below the limit.
+        args = run_args(first.spec(), store, workers=4)
+        # A first process dies before any answer: the store holds the run and its items.
+        sigkill_at_request(first, args, tmp_path, at=1)
+    without_log(store)
+    limit = 96 * 1024
+
+    with ScriptedServer(honest_policy, port=port) as second:
+        proc = run_limited(args, tmp_path, limit)
+        answered_before = {canonical(b) for b in second.requests}
+    assert proc.returncode == 1, proc.stderr
+    line = one_error_line(proc.stderr)
+    assert f"store: disk full at {store}" in line
+    assert f"file-size limit of {limit} bytes" in line
+    assert "done" not in run_status(store)
+    assert integrity(store) == "ok"
+    pending = side_file(store)
+    assert pending.exists(), "the answers received after the failed commit were set aside"
+    set_aside = [json.loads(x) for x in pending.read_text().splitlines()]
+    answers_set_aside = sum(w["sql"].startswith("INSERT OR IGNORE INTO calls") for w in set_aside)
+    assert f"the {answers_set_aside} answer(s) received since the last commit" in line
+    assert answers_set_aside > 0
+    committed = Store(store, read_only=True).count_calls()
+    assert 0 < committed < 48, "the limit must land mid-run"
+    assert committed + answers_set_aside == len(answered_before)
+
+    with ScriptedServer(honest_policy, port=port) as third:
+        resumed = skillmix(*args, cwd=tmp_path)
+        sent_by_resume = [canonical(b) for b in third.requests]
+        mark = len(third.requests)
+        clean = tmp_path / "clean.sqlite"
+        skillmix(*run_args(third.spec(), clean, workers=4), cwd=tmp_path)
+        all_clean = {canonical(b) for b in third.requests[mark:]}
+    assert f"stored {len(set_aside)} write(s) that an earlier run could not store" in (
+        resumed.stderr
+    )
+    assert not pending.exists()
+    assert not answered_before & set(sent_by_resume), "an answer received before was bought again"
+    assert len(sent_by_resume) == len(set(sent_by_resume))
+    assert answered_before | set(sent_by_resume) == all_clean
+    assert run_status(store) == ["done"]
+    assert integrity(store) == "ok"
+    assert snapshot(store) == snapshot(clean)
+    assert report_json(store, tmp_path)["metrics"] == report_json(clean, tmp_path)["metrics"]
+    print(
+        f"\ndisk full at {limit} bytes: {len(answered_before)} answers received, "
+        f"{committed} committed, {answers_set_aside} set aside ({len(set_aside)} rows) and "
+        f"replayed; the resume sent {len(sent_by_resume)} of {len(all_clean)}"
+    )
+
+
+def test_a_failed_group_commit_keeps_its_batch(tmp_path: Path):
+    """In one process: the database fills (SQLITE_FULL, from max_page_count) while writes
+    wait for their group commit. Nothing is dropped: `failed` turns true, later writes wait
+    in memory, leaving the block sets them all aside and raises; the next open stores them."""
+    store = Store(tmp_path / "s.sqlite")
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")
+    keys = ["first" * 2000, "second" * 2000]  # too big for the pages there are
+
+    async def work() -> None:
+        with store.group_commits():
+            store.record_use("run", keys[0], "student", True)
+            await asyncio.sleep(0)  # the group commit runs and fails
+            assert store.failed
+            store.record_use("run", keys[1], "student", True)
+            await asyncio.sleep(0)
+
+    with pytest.raises(StoreWriteError) as caught:
+        asyncio.run(work())
+    assert str(caught.value).startswith(f"store: disk full at {store.path}")
+    assert "2 rows not yet committed were written to" in str(caught.value)
+    set_aside = side_file(store.path).read_text().splitlines()
+    assert [json.loads(x)["params"][1] for x in set_aside] == keys
+    store.db.close()
+    reopened = Store(tmp_path / "s.sqlite")
+    assert reopened.replayed == 2
+    assert {r[0] for r in reopened.db.execute("SELECT key FROM run_calls")} == set(keys)
+    assert not side_file(reopened.path).exists()
+
+
+# --- 2. hostile text ------------------------------------------------------------------------
+
+
+def hostile_policy(body: dict[str, Any]) -> Reply:
+    """The honest server, except that some replies carry lone surrogates (and one a pair).
+
+    Chosen by content, so a clean run over the same server meets the same replies.
+    """
+    reply = honest_policy(body)
+    digest = sum(map(ord, canonical(body))) % 5
+    if reply.content is not None and digest == 0:
+        reply.content = reply.content.replace(" ", " \ud800", 1) + " \udfff\ud83d\ude00"
+    return reply
+
+
+def test_lone_surrogates_are_stored_repaired_and_recorded(tmp_path: Path):
+    with ScriptedServer(hostile_policy) as server:
+        args = run_args(server.spec(), tmp_path / "s.sqlite")
+        proc = skillmix(*args, cwd=tmp_path)
+        sent = len(server.requests)
+        rerun = skillmix(*args, cwd=tmp_path)
+        assert len(server.requests) == sent, "a re-run asks nothing again"
+        bodies = {canonical(b): b for b in server.requests}
+    assert "Traceback" not in proc.stderr + rerun.stderr
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    rows = db.execute("SELECT key, response, raw_response FROM calls").fetchall()
+    assert len(rows) == sent, "every answer is stored: one bad answer poisons no batch"
+    repaired = [(response, raw) for _, response, raw in rows if raw is not None]
+    assert repaired, "the policy sent some lone surrogates"
+    # What the server sent, as the client reads it: JSON-decoded (an escaped pair becomes one
+    # character, a lone surrogate stays), surrounding whitespace stripped.
+    sent_replies = {
+        json.loads(json.dumps(hostile_policy(b).content)).strip() for b in bodies.values()
+    }
+    for response, raw in repaired:
+        original = unescape_text(raw)
+        assert original in sent_replies, "the reply is kept exactly as the model sent it"
+        assert "\ud800" in original and "\ufffd" in response and "\ud800" not in response
+    assert db.execute("SELECT status FROM runs").fetchone()[0] == "done"
+    db.close()
+    assert integrity(tmp_path / "s.sqlite") == "ok"
+
+
+def test_one_bad_value_does_not_poison_its_batch(tmp_path: Path):
+    store = Store(tmp_path / "s.sqlite")
+
+    async def work() -> None:
+        with store.group_commits():
+            store.record_use("run", "good-1", "student", True)
+            store.put_generation(
+                "run",
+                "item",
+                0,
+                turn1_key="a",
+                turn2_key="b",
+                answer="broken \ud800 text",
+                explanation=None,
+                marker_found=True,
+                sentences=1,
+                named=[],
+            )
+            store.record_use("run", "good-2", "student", True)
+
+    asyncio.run(work())
+    assert not store.failed
+    assert store.repaired_texts == 1
+    assert [g["answer"] for g in store.generations("run")] == ["broken \ufffd text"]
+    assert {r[0] for r in store.db.execute("SELECT key FROM run_calls")} == {"good-1", "good-2"}
+
+
+# --- 3. two processes on one run --------------------------------------------------------------
+
+
+@contextmanager
+def started(
+    args: list[str], cwd: Path, lines: queue.Queue[tuple[int, str]]
+) -> Iterator[subprocess.Popen[str]]:
+    """A running `skillmix` whose stderr lines arrive on `lines` as (pid, line)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skillmix.cli", *args],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    stderr = proc.stderr
+
+    def pump() -> None:
+        for line in stderr:
+            lines.put((proc.pid, line))
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_two_concurrent_runs_pay_once_and_agree(tmp_path: Path):
+    """Two real processes start the same run together. One holds the run's lease and is held
+    by the server mid-run; the other waits for it (--wait), and a third without --wait is told
+    which process holds the run. Paid requests equal one run's; both print the same metrics."""
+    store = tmp_path / "s.sqlite"
+    with ScriptedServer(honest_policy) as server:
+        args = [*run_args(server.spec(), store), "--wait"]
+        server.hold_from(1)
+        lines: queue.Queue[tuple[int, str]] = queue.Queue()
+        with started(args, tmp_path, lines) as a, started(args, tmp_path, lines) as b:
+            assert server.holding.wait(120), "neither process sent a request"
+            # Exactly one of them holds the run (and is held by the server); the other
+            # says which process it waits for.
+            while "waiting for it to finish" not in (said := lines.get(timeout=120))[1]:
+                pass
+            waiter_pid, message = said
+            holder_proc = b if waiter_pid == a.pid else a
+            assert f"process {holder_proc.pid} on" in message
+
+            impatient = skillmix(*args[:-1], cwd=tmp_path, check=False)
+            assert impatient.returncode == 1
+            line = one_error_line(impatient.stderr)
+            assert f"is already running in process {holder_proc.pid} on" in line
+            assert "--wait" in impatient.stderr
+
+            server.release()
+            outputs = {p.pid: p.communicate(timeout=300) for p in (a, b)}
+            assert a.returncode == 0 and b.returncode == 0, outputs
+        paid = [canonical(x) for x in server.requests]
+        mark = len(server.requests)
+        clean = tmp_path / "clean.sqlite"
+        skillmix(*run_args(server.spec(), clean), cwd=tmp_path)
+        clean_paid = len(server.requests) - mark
+
+    assert len(paid) == clean_paid == 48, "two processes paid for more than one run"
+    assert len(set(paid)) == len(paid)
+    stdout_a, stdout_b = (out for out, _ in outputs.values())
+    assert stdout_a == stdout_b, "both processes print the same metrics"
+    assert snapshot(store) == snapshot(clean)
+    assert report_json(store, tmp_path)["metrics"] == report_json(clean, tmp_path)["metrics"]
+
+
+def test_lease_is_free_when_its_holder_is_gone(tmp_path: Path):
+    """A live holder keeps a run; one that ended on this host, or stopped beating, does not."""
+    store = Store(tmp_path / "s.sqlite")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+
+    def plant(pid: int, host: str, heartbeat_age: float) -> None:
+        now = time.time()
+        store.db.execute(
+            "INSERT OR REPLACE INTO leases VALUES ('run', 'someone', ?, ?, ?, ?)",
+            (pid, host, now - heartbeat_age, now - heartbeat_age),
+        )
+
+    lease = RunLease(store, "run")
+    host = lease.host
+    plant(os.getpid(), host, 1.0)  # alive on this host, beating
+    holder = lease.try_take()
+    assert isinstance(holder, LeaseHolder) and holder.pid == os.getpid()
+    assert str(os.getpid()) in str(RunLeased("run", holder))
+    plant(os.getpid(), "elsewhere", 1.0)  # alive on another host
+    assert lease.try_take() is not None
+    plant(dead_pid, host, 1.0)  # ended (say, SIGKILLed) on this host: free at once
+    assert lease.try_take() is None
+    lease.release()
+    plant(os.getpid(), "elsewhere", 3600.0)  # no heartbeat for an hour: free
+    assert lease.try_take() is None
+    lease.release()
+    assert store.db.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
+
+
+def test_a_lease_that_was_taken_over_stops_its_old_holder(tmp_path: Path):
+    store = Store(tmp_path / "s.sqlite")
+    lease = RunLease(store, "run", heartbeat_s=0.01)
+    assert lease.try_take() is None
+    store.db.execute("UPDATE leases SET owner = 'a process that took it over'")
+    assert lease._thread is not None
+    lease._thread.join(60)  # its next beat finds the row taken and stops the run
+    assert not lease._thread.is_alive()
+    assert store.failed
+    with pytest.raises(Exception, match="was taken over"):
+        store.raise_if_failed()
+
+
+def test_a_grade_counts_only_for_the_text_it_graded(tmp_path: Path):
+    """Two connections to one store stand for two processes: when one replaces a generation
+    with another sample, the other's grade of the old text no longer counts."""
+    path = tmp_path / "s.sqlite"
+    first, second = Store(path), Store(path)
+
+    def generation(store: Store, answer: str) -> None:
+        store.put_generation(
+            "run",
+            "item",
+            0,
+            turn1_key="t1",
+            turn2_key="t2",
+            answer=answer,
+            explanation=None,
+            marker_found=True,
+            sentences=1,
+            named=[],
+        )
+
+    def grade(store: Store, answer: str, value: int) -> None:
+        store.put_grade(
+            "run",
+            "item",
+            0,
+            "judge",
+            0,
+            status="parsed",
+            method="test",
+            verdicts={"c": value},
+            reason=None,
+            attempts=1,
+            call_keys=["g"],
+            answer=answer,
+        )
+
+    generation(first, "first sample")
+    generation(second, "second sample")  # the other process stored another text since
+    grade(first, "first sample", 1)
+    assert first.grades("run") == [] == second.grades("run")
+    grade(second, "second sample", 0)
+    assert [g["verdicts"] for g in first.grades("run")] == [{"c": 0}]
+
+
+# --- 4. read-only stores and mistyped paths ---------------------------------------------------
+
+
+def read_only_command(folder: Path) -> list[str] | None:
+    """A command prefix under which `folder` is read-only, or None when none is available.
+
+    Not as root: chmod does it. As root (who ignores file modes): a read-only bind mount in
+    a user namespace, a real read-only mount.
+    """
+    if os.geteuid() != 0:
+        return []
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    probe = subprocess.run(
+        [unshare, "-Urm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && ! touch "$0/x"', folder],
+        capture_output=True,
+    )
+    if probe.returncode != 0:
+        return None
+    return [
+        unshare,
+        "-Urm",
+        "sh",
+        "-c",
+        'mount --bind -o ro "$0" "$0" && shift && exec "$@"',
+        str(folder),
+        "--",
+    ]
+
+
+def test_a_read_only_store_can_still_be_read(tmp_path: Path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    store = folder / "s.sqlite"
+    with ScriptedServer(honest_policy) as server:
+        args = run_args(server.spec(), store, items=2)
+        skillmix(*args, cwd=tmp_path)
+        prefix = read_only_command(folder)
+        if prefix is None:
+            pytest.skip("no way to make a read-only folder here (root without user namespaces)")
+        expected = report_json(store, tmp_path)
+        store.chmod(0o444)
+        folder.chmod(0o555)
+        try:
+
+            def cli(*cmd: str) -> subprocess.CompletedProcess[str]:
+                return subprocess.run(
+                    [*prefix, sys.executable, "-m", "skillmix.cli", *cmd],
+                    cwd=tmp_path,
+                    env=ENV,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
+
+            runs = cli("runs", "--store", str(store))
+            assert runs.returncode == 0, runs.stderr
+            assert expected["run_id"] in runs.stdout
+            report = cli("report", "--json", "--store", str(store))
+            assert report.returncode == 0, report.stderr
+            assert json.loads(report.stdout)["metrics"] == expected["metrics"]
+            written = cli(*args)
+            assert written.returncode == 1
+            line = one_error_line(written.stderr)
+            assert "is read-only" in line and "not a skillmix store" not in line
+            assert sorted(p.name for p in folder.iterdir()) == ["s.sqlite"]
+        finally:
+            folder.chmod(0o755)
+            store.chmod(0o644)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["runs"], ["report"], ["show", "some-item"], ["export", "--out", "x.jsonl"]],
+)
+def test_reading_commands_never_create_a_store(tmp_path: Path, command: list[str]):
+    missing = tmp_path / "typo" / "stor.sqlite"
+    proc = skillmix(*command, "--store", str(missing), cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    line = one_error_line(proc.stderr)
+    assert f"no skillmix store at {missing}" in line
+    assert "--store" in proc.stderr and "SKILLMIX_STORE" in proc.stderr
+    assert not (tmp_path / "typo").exists()
+    by_env = subprocess.run(
+        [sys.executable, "-m", "skillmix.cli", *command],
+        cwd=tmp_path,
+        env={**ENV, "SKILLMIX_STORE": str(tmp_path / "nowhere.sqlite")},
+        capture_output=True,
+        text=True,
+    )
+    assert by_env.returncode == 1
+    assert "no skillmix store at" in one_error_line(by_env.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_file_that_is_no_store_is_named_as_such(tmp_path: Path):
+    (tmp_path / "notes.sqlite").write_text("just text")
+    sqlite3.connect(tmp_path / "other.sqlite").execute("CREATE TABLE t (x)").connection.close()
+    for name in ("notes.sqlite", "other.sqlite"):
+        with pytest.raises(StoreError, match="not a skillmix store"):
+            Store(tmp_path / name, read_only=True)
+
+
+def test_a_store_from_schema_1_is_read_as_it_is_and_upgraded_when_written(tmp_path: Path):
+    path = tmp_path / "old.sqlite"
+    store = Store(path)
+    store.put_generation(
+        "run",
+        "item",
+        0,
+        turn1_key="a",
+        turn2_key="b",
+        answer="text",
+        explanation=None,
+        marker_found=True,
+        sentences=1,
+        named=[],
+    )
+    store.put_grade(
+        "run",
+        "item",
+        0,
+        "judge",
+        0,
+        status="parsed",
+        method="m",
+        verdicts={"c": 1},
+        reason=None,
+        attempts=1,
+        call_keys=[],
+    )
+    for sql in (
+        "ALTER TABLE grades DROP COLUMN answer_hash",
+        "ALTER TABLE calls DROP COLUMN raw_response",
+        "DROP TABLE leases",
+        "PRAGMA user_version = 1",
+    ):
+        store.db.execute(sql)
+    store.db.close()
+
+    old = Store(path, read_only=True)
+    assert [g["verdicts"] for g in old.grades("run")] == [{"c": 1}]
+    assert "answer_hash" not in old.grades("run")[0]
+    old.db.close()
+    upgraded = Store(path)
+    assert upgraded.db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert [g["answer_hash"] for g in upgraded.grades("run")] == [None]
+
+
+def test_a_torn_side_file_line_costs_only_itself(tmp_path: Path):
+    from skillmix.store.journal import append_writes, read_writes
+
+    path = tmp_path / "s.sqlite.pending.jsonl"
+    write = "INSERT INTO run_calls (run_id, key, role, sent) VALUES (?, ?, ?, ?)"
+    append_writes(path, [(write, ("run", "k1", "student", 1))])
+    with path.open("a") as f:
+        f.write('{"sql": "INSERT INTO run_calls')  # a process died mid-append
+    append_writes(path, [(write, ("run", "k2", "student", 1))])
+    with path.open("a") as f:
+        f.write('{"sql": "DROP TABLE calls", "params": []}\n')  # not a store write
+    writes, unreadable = read_writes(path)
+    assert [params[1] for _, params in writes] == ["k1", "k2"]
+    assert unreadable == 2
