@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import gc
@@ -35,9 +36,11 @@ import os
 import platform
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -212,6 +215,148 @@ def run_child(task: dict[str, Any], server: DelayServer, timeout_s: float = 1800
     return result
 
 
+# --- the whole CLI process (issue 11's setup) ----------------------------------------------
+
+CLI_CONCURRENCIES = (64, 256)
+
+
+def measure_cli(server: DelayServer, concurrency: int, items: int) -> dict[str, Any]:
+    """`skillmix run` as a user types it, in its own process, on a fresh store.
+
+    k=2, 1 generation and 1 grading round, one judge on the same server, `--workers c`
+    and the model's `max_concurrency = c` (so at most c requests are in flight). Wall time
+    runs from the process start to its exit (imports, report files included); CPU time and
+    peak RSS are the skillmix process's own, from `os.wait4`.
+    """
+    spec = f"openai:{MODEL}@{server.base_url}"
+    with tempfile.TemporaryDirectory(prefix="skillmix-bench-cli-") as tmp:
+        settings = Path(tmp) / "skillmix.toml"
+        settings.write_text(
+            f'[models."{spec}"]\nmax_concurrency = {concurrency}\ntimeout_s = 600\n'
+            "max_retries = 2\n"
+        )
+        cmd = [
+            sys.executable, "-m", "skillmix.cli", "run",
+            "--student", spec, "--judge", spec, "--k", "2", "--items", str(items),
+            "--generation-rounds", "1", "--grading-rounds", "1",
+            "--workers", str(concurrency), "--settings", str(settings),
+            "--store", str(Path(tmp) / "bench.sqlite"), "--out", str(Path(tmp) / "out"),
+        ]  # fmt: skip
+        _wait_for_quiet(server)
+        start_requests = server.stats()["requests"]  # also resets the peak
+        server0, busy0, t0 = server.cpu_seconds(), _busy_seconds(), time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        stamps: dict[str, Any] = {}
+        lines = threading.Thread(target=_stamp_lines, args=(proc, stamps), daemon=True)
+        lines.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        lines.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        server_cpu = server.cpu_seconds() - server0
+        cpu = usage.ru_utime + usage.ru_stime
+        other = (_busy_seconds() - busy0) - cpu - server_cpu
+        stats = server.stats()
+        if proc.returncode != 0:
+            return {"error": f"exit status {proc.returncode}", "stderr": stamps.get("tail", "")}
+    requests = stats["requests"] - start_requests
+    ideal_s = items * REQUESTS_PER_ITEM * server.delay / concurrency
+    return {
+        "concurrency": concurrency,
+        "items": items,
+        "requests": requests,
+        "wall_s": wall,
+        "share_of_ideal": ideal_s / wall,
+        # The parts of the wall time: start-up (imports, store, items), the run itself
+        # (first to last request, roughly), then the report (tables, files, HTML).
+        "startup_s": stamps.get("run", t0) - t0,
+        "run_s": stamps.get("usage", t0) - stamps.get("run", t0),
+        "report_s": t0 + wall - stamps.get("usage", t0 + wall),
+        "run_share_of_ideal": ideal_s / max(stamps.get("usage", 0) - stamps.get("run", 0), 1e-9),
+        "requests_per_s": requests / wall,
+        "cpu_ms_per_item": 1000 * cpu / items,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_inflight": stats["peak_inflight"],
+        "server_cpu_ms_per_request": 1000 * server_cpu / max(requests, 1),
+        "other_cpu_cores": max(0.0, other) / wall,
+        "loadavg": os.getloadavg()[0],
+    }
+
+
+def _stamp_lines(proc: subprocess.Popen[bytes], stamps: dict[str, Any]) -> None:
+    """When the CLI announced the run (`run run-...:`) and its usage line (`; cost $`)."""
+    assert proc.stderr is not None
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    for raw in proc.stderr:
+        line = raw.decode(errors="replace")
+        if "run" not in stamps and line.startswith("run "):
+            stamps["run"] = time.perf_counter()
+        elif "usage" not in stamps and "; cost $" in line:
+            stamps["usage"] = time.perf_counter()
+        tail.append(line)
+    stamps["tail"] = "".join(tail)
+
+
+def cli_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Issue 11's measurement: repeated whole-CLI runs per concurrency, with medians."""
+    rounds = args.cli_rounds or max(1, math.ceil(10.0 / (REQUESTS_PER_ITEM * args.delay)))
+    out: dict[str, Any] = {"machine": _machine(), "delay_s": args.delay, "rounds": rounds}
+    rows: list[dict[str, Any]] = []
+    with DelayServer(args.delay) as server:
+        for repeat in range(args.repeats):
+            for c in CLI_CONCURRENCIES:
+                _log(f"  cli c={c} items={c * rounds} (repeat {repeat + 1}/{args.repeats})")
+                row = measure_cli(server, c, c * rounds)
+                _log(f"    {_cli_brief(row)}")
+                rows.append(row)
+    out["rows"] = rows
+    out["medians"] = {
+        str(c): {
+            key: statistics.median(r[key] for r in ok)
+            for key in ("share_of_ideal", "requests_per_s", "cpu_ms_per_item", "peak_rss_mb")
+        }
+        for c in CLI_CONCURRENCIES
+        if (ok := [r for r in rows if r.get("concurrency") == c])
+    }
+    return out
+
+
+def _cli_brief(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return f"ERROR {row['error']}: {row.get('stderr', '')[-500:]}"
+    return (
+        f"wall {row['wall_s']:.1f} s (start {row['startup_s']:.1f}, run {row['run_s']:.1f}, "
+        f"report {row['report_s']:.1f}), {row['share_of_ideal']:.1%} of ideal "
+        f"(run alone {row['run_share_of_ideal']:.1%}), "
+        f"{row['requests_per_s']:.0f} req/s, CPU {row['cpu_ms_per_item']:.2f} ms/item, "
+        f"peak RSS {row['peak_rss_mb']:.0f} MB, in flight {row['peak_inflight']}, "
+        f"other {row['other_cpu_cores']:.2f} cores, load {row['loadavg']:.2f}"
+    )
+
+
+def render_cli(out: dict[str, Any]) -> str:
+    header = [
+        "concurrency",
+        "runs",
+        "share of ideal (median)",
+        "requests/s (median)",
+        "CPU ms/item (median)",
+        "peak RSS MB (median)",
+        "shares of ideal (all runs)",
+    ]
+    lines = []
+    for c, med in out["medians"].items():
+        runs = [r for r in out["rows"] if str(r.get("concurrency")) == c]
+        lines.append([
+            c, str(len(runs)), f"**{med['share_of_ideal']:.2f}**",
+            f"{med['requests_per_s']:.0f}", f"{med['cpu_ms_per_item']:.2f}",
+            f"{med['peak_rss_mb']:.0f}", ", ".join(f"{r['share_of_ideal']:.2f}" for r in runs),
+        ])  # fmt: skip
+    return _table(header, lines)
+
+
 # --- measurements (run inside the child process) ------------------------------------------
 
 
@@ -310,9 +455,9 @@ def measure_sequential(task: dict[str, Any]) -> dict[str, Any]:
 
     from skillmix import prompts
     from skillmix.catalog.load import load_catalog
-    from skillmix.protocol.rubric import build_rubric
+    from skillmix.catalog.sampling import sample_items
+    from skillmix.prompts.rubric import build_rubric
     from skillmix.protocol.verdicts import verdict_json_schema
-    from skillmix.sampling import sample_items
 
     catalog = load_catalog()
     templates = prompts.load_templates()
@@ -367,7 +512,7 @@ async def _transport(task: dict[str, Any]) -> dict[str, Any]:
     """`concurrency` workers send the same chat request back to back; count a steady window."""
     from skillmix import prompts
     from skillmix.catalog.load import load_catalog
-    from skillmix.sampling import sample_items
+    from skillmix.catalog.sampling import sample_items
 
     catalog = load_catalog()
     item = sample_items(catalog, 2, 1, seed=0)[0]
@@ -1012,6 +1157,16 @@ def main() -> None:
         help="which measurements to run: a full runs, b sequential baseline, c transports, "
         "d large run (default abcd)",
     )
+    parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="instead: issue 11's setup, the whole `skillmix run` process at --workers c "
+        "for c in 64, 256 (--repeats times each), with share of ideal and CPU per item",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per concurrency (--cli)")
+    parser.add_argument(
+        "--cli-rounds", type=int, help="items per worker (--cli; default: 10 s at ideal speed)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.sections or not set(args.sections) <= set("abcd"):
@@ -1021,6 +1176,13 @@ def main() -> None:
         return
     if args.profile:
         profile(args)
+        return
+    if args.cli:
+        out = cli_benchmark(args)
+        path = Path(args.out or HERE / "results-cli.json")
+        path.write_text(json.dumps(out, indent=2) + "\n")
+        print(render_cli(out))
+        print(f"all numbers: {path}")
         return
     out = benchmark(args)
     path = Path(args.out or HERE / ("results-quick.json" if args.quick else "results.json"))

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skillmix.agreement import (
+from skillmix.catalog.load import load_catalog
+from skillmix.scoring.judges import (
     AgreementRow,
     cohen_kappa,
     combined_scores,
@@ -12,9 +13,8 @@ from skillmix.agreement import (
     judge_agreement,
     krippendorff_alpha,
 )
-from skillmix.catalog.load import load_catalog
-from skillmix.metrics import Scores, score
-from skillmix.results import GenerationScore, ItemResult, RunScores
+from skillmix.scoring.metrics import Scores, score
+from skillmix.scoring.results import GenerationScore, ItemResult, RunScores
 
 N = None
 

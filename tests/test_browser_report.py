@@ -15,8 +15,8 @@ import pytest
 
 from browser import ARTIFACTS, launch, sync_api
 from report_fixtures import MALICIOUS, TwoRuns, two_student_runs
-from skillmix.metrics import METRICS
 from skillmix.report.html import render_html
+from skillmix.scoring.metrics import METRICS
 from skillmix.store import Store
 
 

@@ -22,7 +22,6 @@ from report_fixtures import (
 from scripted_server import ScriptedServer
 from skillmix.analytics.frequency import write_catalog_yaml
 from skillmix.catalog.load import load_catalog
-from skillmix.metrics import METRICS, bootstrap_interval
 from skillmix.report.compare import (
     CompareError,
     comparability_problems,
@@ -30,6 +29,7 @@ from skillmix.report.compare import (
     leaderboard,
     paired_comparison,
 )
+from skillmix.scoring.metrics import METRICS, bootstrap_interval
 from skillmix.store import Store
 
 

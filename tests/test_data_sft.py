@@ -28,6 +28,7 @@ import pytest
 from conftest import canonical, sigkill_at_request, skillmix, stored_bodies
 from scripted_server import Reply, ScriptedServer, skill_names_in
 from skillmix.catalog.load import load_catalog
+from skillmix.catalog.sampling import split_catalog
 from skillmix.data.card import card_numbers, data_card, write_card
 from skillmix.data.dedup import (
     Rejection,
@@ -43,8 +44,7 @@ from skillmix.data.records import DataRecord
 from skillmix.data.sft import LeakError, build_sft, collect_sft, held_out_part, sft_config
 from skillmix.models import resolve_model
 from skillmix.models.openai_compat import OpenAICompatModel
-from skillmix.protocol.engine import derive_seed
-from skillmix.sampling import split_catalog
+from skillmix.runtime.pool import derive_seed
 from skillmix.store import Store
 
 ITEMS = 4

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from conftest import skillmix
 from scripted_server import Reply, ScriptedServer, honest_policy
-from skillmix.config import check_max_cost, load_config_file
+from skillmix.config import load_config_file
 from skillmix.errors import (
     BudgetError,
     InputError,
@@ -26,6 +26,7 @@ from skillmix.errors import (
     validation_message,
 )
 from skillmix.models.settings import SettingsError, load_settings
+from skillmix.runtime.budget import check_max_cost
 from skillmix.terminal import escaped, plain, safe_text
 
 NOT_UTF8 = "café = 1\n".encode("latin-1")
@@ -238,12 +239,12 @@ def test_catalog_show_prints_catalog_text_as_text(tmp_path: Path):
 
 def test_error_classes_keep_their_old_bases():
     from skillmix.catalog.load import CatalogError
-    from skillmix.cli import UserError
+    from skillmix.catalog.sampling import SamplingError
+    from skillmix.cli._common import UserError
     from skillmix.models import ModelError as ModelsModelError
     from skillmix.models import UnknownModelError
-    from skillmix.protocol.calls import BudgetExhausted
-    from skillmix.protocol.engine import BudgetReached, RunError
-    from skillmix.sampling import SamplingError
+    from skillmix.runtime.calls import BudgetExhausted
+    from skillmix.runtime.pool import BudgetReached, RunError
     from skillmix.store import StoreError as StoreStoreError
 
     assert ModelsModelError is ModelError
@@ -325,7 +326,7 @@ def test_no_traceback_for_missing_run(tmp_path: Path):
 
 GRAMMAR_PROBE = r"""
 import asyncio, json
-from skillmix.data import instruct_prompts as ip
+from skillmix.data.instruct import prompts as ip
 from skillmix.models import ChatRequest
 from skillmix.models.embedded import EmbeddedModel
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from skillmix.catalog.load import load_catalog
 from skillmix.config import RunConfig
-from skillmix.metrics import (
+from skillmix.scoring.metrics import (
     Scores,
     aggregate_generations,
     bootstrap_interval,
@@ -14,7 +14,7 @@ from skillmix.metrics import (
     paired_difference,
     score,
 )
-from skillmix.results import score_run
+from skillmix.scoring.results import score_run
 from skillmix.store import Store
 
 SKILLS = ["skill:a", "skill:b"]

@@ -25,9 +25,8 @@ import pytest
 
 from conftest import skillmix
 from skillmix.catalog.load import load_catalog
-from skillmix.protocol.rubric import build_rubric
+from skillmix.prompts.rubric import build_rubric
 from skillmix.reference import import_reference
-from skillmix.reference.diff import named_by_substring, their_scores
 from skillmix.reference.formats import (
     GradingFolder,
     GradingRow,
@@ -39,6 +38,7 @@ from skillmix.reference.formats import (
     split_skills,
 )
 from skillmix.reference.importer import their_points
+from skillmix.scoring.reference import named_by_substring, their_scores
 from skillmix.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"

@@ -22,9 +22,9 @@ from report_fixtures import (
     two_student_runs,
     verdict,
 )
-from skillmix.metrics import METRICS
 from skillmix.report.html import render_html
 from skillmix.report.svg import Point, Series, heatmap, line_chart
+from skillmix.scoring.metrics import METRICS
 from skillmix.store import Store
 
 DATA_TAG = re.compile(
@@ -213,7 +213,7 @@ def test_html_command_writes_every_run_by_default(runs: TwoRuns, tmp_path: Path)
 
 
 def test_judge_versus_human_agreement_is_shown(tmp_path: Path):
-    pytest.importorskip("skillmix.review.agreement")
+    pytest.importorskip("skillmix.scoring.human")
     store = Store(tmp_path / "s.sqlite")
     run = put_constructed_run(store, "run-h", {"i1": verdict(1, 1), "i2": verdict(0, 1)})
     human = {"skill:red_herring": 1, "skill:loaded_question": 1, "topic": 1, "sense": 1}

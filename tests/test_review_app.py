@@ -14,6 +14,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,7 @@ from skillmix.catalog.load import load_catalog
 from skillmix.config import RunConfig
 from skillmix.models import resolve_model
 from skillmix.protocol.engine import Engine
-from skillmix.results import score_run
-from skillmix.review import human_agreement, human_majority, review_queue
+from skillmix.review import review_queue
 from skillmix.review.queue import disagreement
 from skillmix.review.server import (
     TOKEN_HEADER,
@@ -35,6 +35,8 @@ from skillmix.review.server import (
     check_binding,
     serve,
 )
+from skillmix.scoring.human import human_agreement, human_majority
+from skillmix.scoring.results import score_run
 from skillmix.store import Store
 
 # --- making real runs ---------------------------------------------------------------------------
@@ -230,10 +232,14 @@ def test_queue_weighting_stratification_and_exclusion(fresh_run: tuple[Path, str
 
     # Reproducible; another seed only reorders ties.
     assert review_queue(store, run_id, reviewer="ann", seed=0) == queue
-    orders = [review_queue(store, run_id, reviewer="ann", seed=s) for s in range(6)]
+    orders = [review_queue(store, run_id, reviewer="ann", seed=s) for s in range(32)]
     for other in orders:
         assert [(e.k, e.disagreement) for e in other] == [(e.k, e.disagreement) for e in queue]
-    assert len({tuple((e.item_id, e.gen_round) for e in o) for o in orders}) > 1
+    # Judge seeds include the judges' URLs (random ports), so whether this run has ties
+    # depends on the ports; where it has some, another seed must be able to reorder them.
+    strata = Counter((e.k, e.disagreement) for e in queue)
+    if max(strata.values()) > 1:
+        assert len({tuple((e.item_id, e.gen_round) for e in o) for o in orders}) > 1
 
     # A reviewer's judged generations leave their queue only; each k keeps its order.
     first = queue[0]

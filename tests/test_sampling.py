@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skillmix.catalog.model import Catalog, Skill, Topic
-from skillmix.sampling import (
+from skillmix.catalog.sampling import (
     SamplingError,
     _unrank_combination,
     combinations_count,

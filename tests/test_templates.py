@@ -18,8 +18,8 @@ from skillmix.catalog.model import Skill, Topic
 from skillmix.config import RunConfig
 from skillmix.models import resolve_model
 from skillmix.prompts import TemplateError, load_reference_templates, load_templates
+from skillmix.prompts.rubric import build_rubric
 from skillmix.protocol.engine import Engine
-from skillmix.protocol.rubric import build_rubric
 from skillmix.report import build_report
 from skillmix.store import Store
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from skillmix.catalog.model import Skill, Topic
-from skillmix.protocol.rubric import Criterion, build_rubric
+from skillmix.prompts.rubric import Criterion, build_rubric
 from skillmix.protocol.verdicts import (
     ParsedVerdict,
     Unparsed,

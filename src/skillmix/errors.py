@@ -14,9 +14,11 @@ every other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import ValidationError
+if TYPE_CHECKING:  # pydantic is not needed to raise or catch these (`skillmix --help`)
+    from pydantic import ValidationError
 
 
 class SkillmixError(Exception):
@@ -56,14 +58,18 @@ class BudgetError(SkillmixError):
 # --- turning what libraries raise into one-line user errors ----------------------------------
 
 
-def validation_message(err: ValidationError, where: str = "") -> str:
+def validation_message(
+    err: ValidationError, where: str = "", names: Mapping[str, str] | None = None
+) -> str:
     """A pydantic `ValidationError` as one line: each bad field, what is wrong, what was given.
 
     `where: temperature: should be greater than or equal to 0 (got -1.0); max_tokens: ...`
+    `names` shows a field (dotted) as the user named it, e.g. `{"judges": "--judge"}`.
     """
     parts = []
     for error in err.errors(include_url=False):
         field = ".".join(str(part) for part in error["loc"]) or "value"
+        field = (names or {}).get(field, field)
         message = " ".join(str(error["msg"]).split())
         message = message.removeprefix("Value error, ").replace("Input should", "should")
         # Our own validators describe the value themselves (and may redact it).

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from skillmix.results import score_run
+from skillmix.errors import InputError
+from skillmix.scoring.results import score_run
 from skillmix.store import Store
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -105,10 +106,19 @@ def export_format(path: str | Path, fmt: str | None = None) -> str:
 
 
 def export_run(store: Store, run_ids: list[str], path: str | Path, fmt: str | None = None) -> int:
-    """Write the rows of the given runs to `path`; the format comes from `fmt` or the suffix."""
+    """Write the rows of the given runs to `path`; the format comes from `fmt` or the suffix.
+
+    Runs without a single graded item are an `InputError`, and nothing is written.
+    """
     path = Path(path)
     fmt = export_format(path, fmt)
     rows = [row for run_id in run_ids for row in export_rows(store, run_id)]
+    if not rows:
+        raise InputError(
+            f"nothing to export: {', '.join(run_ids) or 'no run'} hold(s) no graded items yet; "
+            f"{path} was not written",
+            hint="finish a run by re-running the command that started it (it resumes)",
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
         with path.open("w") as f:

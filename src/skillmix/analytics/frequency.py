@@ -2,28 +2,29 @@
 
 The published Skill-Mix method removed every skill found in at least 5% of a web-corpus
 sample, because common skills make the test easy. A tagger model reads each passage and
-says, for a batch of skills at a time, which ones the passage uses.
+says, for a batch of skills at a time, which ones the passage uses. Each (passage, batch)
+is one unit of the runtime's worker pool, so the filter resumes, fails and pauses as
+every other pipeline does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from skillmix import prompts
-from skillmix.catalog.model import Catalog, Skill
+from skillmix.catalog.model import Catalog, Skill, slug
+from skillmix.catalog.sampling import stable_hash
 from skillmix.models import ChatRequest, Model
-from skillmix.protocol.calls import CallCache
-from skillmix.protocol.engine import derive_seed
-from skillmix.protocol.rubric import Criterion, slug
+from skillmix.prompts.rubric import Criterion
 from skillmix.protocol.verdicts import ParsedVerdict, parse_verdict, verdict_json_schema
-from skillmix.sampling import stable_hash
+from skillmix.runtime.calls import CallCache
+from skillmix.runtime.pool import WorkerPool, derive_seed
+from skillmix.runtime.progress import Progress
 
 
 def read_passages(path: str | Path, limit: int, seed: int = 0) -> list[str]:
@@ -76,17 +77,25 @@ async def estimate_frequencies(
     batch_size: int = 8,
     attempts: int = 3,
     seed: int = 0,
-    advance: Callable[[], None] | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> FrequencyResult:
+    """The share of `passages` that use each skill of `catalog`, as `tagger` sees it.
+
+    Progress is reported as the stage "tag" (one unit per passage and batch of skills).
+    A tagger that fails for good raises `RunError`; what it answered is in the store.
+    """
     templates = prompts.load_templates()
+    progress = progress or Progress()
     skills = list(catalog.skills)
     batches = [skills[i : i + batch_size] for i in range(0, len(skills), batch_size)]
     used: dict[str, float] = dict.fromkeys((s.id for s in skills), 0)  # a tag may be 0.5
     seen = dict.fromkeys((s.id for s in skills), 0)
     unparsed = 0
 
-    async def tag(p_index: int, passage: str, batch: list[Skill]) -> None:
+    async def tag(unit: tuple[int, str, list[Skill]]) -> None:
         nonlocal unparsed
+        p_index, passage, batch = unit
         criteria = _skill_criteria(batch)
         messages = prompts.tagging(templates, passage, batch, criteria)
         schema = verdict_json_schema(criteria) if tagger.supports_structured else None
@@ -108,10 +117,11 @@ async def estimate_frequencies(
                 break
         else:
             unparsed += 1
-        if advance:
-            advance()
+        progress.advance("tag")
 
-    await asyncio.gather(*(tag(i, p, b) for i, p in enumerate(passages) for b in batches))
+    units = [(i, p, b) for i, p in enumerate(passages) for b in batches]
+    progress.total("tag", len(units))
+    await WorkerPool(calls, [tagger], workers).run(units, tag)
     frequencies = {sid: used[sid] / seen[sid] if seen[sid] else 0.0 for sid in used}
     return FrequencyResult(frequencies, len(passages), unparsed)
 

@@ -27,9 +27,8 @@ from typing import Any
 
 import yaml
 
-from skillmix.catalog.model import Catalog, Skill, Topic
+from skillmix.catalog.model import Catalog, Skill, Topic, slug
 from skillmix.errors import InputError
-from skillmix.protocol.rubric import slug
 
 SKILL_FIELDS = ("id", "name", "category", "definition", "example", "aliases")
 TOPIC_FIELDS = ("id", "name", "category")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+
+
+def slug(text: str) -> str:
+    """`Red herring` -> `red_herring`: a JSON-safe key (also the default skill/topic id)."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "x"
 
 
 @dataclass(frozen=True)

@@ -2,29 +2,21 @@
 
 `card_numbers` computes every count once; `data_card` renders them as Markdown and
 `write_card` writes `card.md` and `card.json` (the same numbers, for programs) next to
-the exported records. Pipelines pass what they know in `meta`; the keys below are shown
-in their own sections and any other key is listed under "Settings":
-
-- pipeline, run_id, teacher, judges, templates, k, keep_rule, keep_threshold,
-  dedup_threshold, dedup_method;
-- catalog: {name, hash, train_hash, sources, ...};
-- split: {description, held_out_skills, held_out_topics, ...};
-- eval_command: the command that evaluates a model trained on the data;
-- skill_categories: {skill: category}, for the per-category counts;
-- usage: {role: {calls, prompt_tokens, completion_tokens}};
-- warnings: lines a reader must see first.
+the exported records. Pipelines pass what they know as a `CardMeta`: its first keys are
+shown in their own sections, and the pipeline's settings are listed under "Settings".
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from skillmix.data.dedup import Rejection
 from skillmix.data.records import DataRecord
+from skillmix.store import UsageRow
 
 REASON_LABELS = {
     "below-threshold": "scored below the keep rule (above)",
@@ -32,6 +24,86 @@ REASON_LABELS = {
     "empty-answer": "empty answer",
     "near-duplicate": "near-duplicate of a kept record",
 }
+EMBEDDED_WARNING = (
+    "{role} {model} is SmolLM2-135M, a 135M-parameter model that cannot write or grade "
+    "reliably: this data set is a smoke test of the pipeline, not training data."
+)
+
+
+class UsageCounts(TypedDict):
+    """The model calls of one role, summed over providers and models, paid or reused."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class CatalogFacts(TypedDict, total=False):
+    """The catalog the data was made from."""
+
+    name: str
+    hash: str
+    train_hash: str  # the train side of a split catalog, which the run used
+    sources: list[str]
+    skills: int
+    topics: int
+
+
+class SplitFacts(TypedDict):
+    """How the catalog was split, and the held-out skills and topics no record may use."""
+
+    description: str
+    skills_fraction: float
+    topics_fraction: float
+    categories: list[str]
+    seed: int
+    held_out_skills: list[str]
+    held_out_topics: list[str]
+
+
+class CardMeta(TypedDict, total=False):
+    """What a pipeline tells the card about how the data was made (every key optional)."""
+
+    # Shown in their own sections of the card.
+    pipeline: str
+    run_id: str
+    teacher: str
+    judges: list[str]
+    templates: str  # the template set's version id
+    k: list[int]
+    keep_rule: str
+    keep_threshold: float
+    dedup_threshold: float
+    dedup_method: str
+    catalog: CatalogFacts
+    split: SplitFacts
+    # The command that evaluates a model trained on the data; left out of the card when
+    # the split holds nothing out (it would evaluate on the training skills).
+    eval_command: str
+    skill_categories: dict[str, str]  # skill -> category, for the per-category counts
+    usage: dict[str, UsageCounts]  # by role
+    warnings: list[str]  # lines a reader must see first
+    # Settings, listed as they are: both pipelines'.
+    seed: int
+    teacher_decoding: dict[str, Any]
+    # SFT data (`skillmix.data.sft`).
+    judge_decoding: dict[str, Any]
+    items_per_k: int
+    generation_rounds: int
+    grading_rounds: int
+    naming_penalty: bool
+    train_combinations: dict[str, int]  # k -> train-side (skills, topic) combinations
+    # Instruct-SkillMix data (`skillmix.data.instruct`).
+    query_types: list[str]
+    query_types_hash: str
+    extraction: dict[str, Any]
+    examples_requested: int
+    shirker_fraction: float
+    shirkers_planned: int
+    rejection_reasons: dict[str, str]  # reason -> what it means
+
+
+# The keys of `CardMeta` shown in their own sections; any other is listed under Settings.
 _SHOWN = {
     "pipeline",
     "run_id",
@@ -69,8 +141,31 @@ def _sort_key(key: str) -> tuple[int, int | str]:
     return (0, int(key)) if key.isdigit() else (1, key)
 
 
+def embedded_warnings(role: str, models: Iterable[str]) -> list[str]:
+    """A card warning for each of `models` that is the embedded SmolLM2 (`role`: "Teacher")."""
+    return [
+        EMBEDDED_WARNING.format(role=role, model=model)
+        for model in models
+        if model.split(":")[0] == "embedded"
+    ]
+
+
+def usage_counts(
+    rows: Iterable[UsageRow], role_names: Mapping[str, str] | None = None
+) -> dict[str, UsageCounts]:
+    """Calls and tokens per role from `Store.usage` rows; `role_names` renames roles."""
+    usage: dict[str, UsageCounts] = {}
+    for row in rows:
+        role = (role_names or {}).get(row["role"], row["role"])
+        entry = usage.setdefault(role, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+        entry["calls"] += int(row["calls"] or 0)
+        entry["prompt_tokens"] += int(row["prompt_tokens"] or 0)
+        entry["completion_tokens"] += int(row["completion_tokens"] or 0)
+    return usage
+
+
 def card_numbers(
-    records: Sequence[DataRecord], rejected: Sequence[Rejection], meta: dict[str, Any]
+    records: Sequence[DataRecord], rejected: Sequence[Rejection], meta: CardMeta
 ) -> dict[str, Any]:
     """Every number of the card (the content of card.json)."""
     dropped = [r.record for r in rejected]
@@ -97,8 +192,16 @@ def card_numbers(
             records, dropped, lambda r: [r.topic] if r.topic else []
         )
     numbers["shirkers"] = sum(r.shirker for r in records)
-    numbers["meta"] = {k: v for k, v in meta.items() if k != "skill_categories"}
+    hidden = {"skill_categories"} | ({"eval_command"} if not holds_out(meta) else set())
+    numbers["meta"] = {k: v for k, v in meta.items() if k not in hidden}
     return numbers
+
+
+def holds_out(meta: CardMeta) -> bool:
+    """Whether the data leaves skills or topics out, so that a held-out evaluation means
+    something (data without a split: True, its command says what it evaluates)."""
+    split = meta.get("split")
+    return not split or bool(split.get("held_out_skills") or split.get("held_out_topics"))
 
 
 def _table(title: str, counts: dict[str, dict[str, int]], column: str) -> list[str]:
@@ -112,9 +215,7 @@ def _ids(values: Iterable[str]) -> str:
     return ", ".join(f"`{v}`" for v in values) if values else "none"
 
 
-def data_card(
-    records: Sequence[DataRecord], rejected: Sequence[Rejection], meta: dict[str, Any]
-) -> str:
+def data_card(records: Sequence[DataRecord], rejected: Sequence[Rejection], meta: CardMeta) -> str:
     """The data card as Markdown."""
     n = card_numbers(records, rejected, meta)
     pipeline = n["pipeline"] or "data set"
@@ -162,7 +263,7 @@ def data_card(
             f"{_ids(split.get('held_out_topics', []))}",
             "",
         ]
-    if meta.get("eval_command"):
+    if meta.get("eval_command") and holds_out(meta):
         lines += [
             "## Evaluate a model trained on this data on the held-out side",
             "",
@@ -216,7 +317,7 @@ def data_card(
 def write_card(
     records: Sequence[DataRecord],
     rejected: Sequence[Rejection],
-    meta: dict[str, Any],
+    meta: CardMeta,
     out_dir: str | Path,
 ) -> tuple[Path, Path]:
     """Write `card.md` and `card.json` into `out_dir`; return both paths."""

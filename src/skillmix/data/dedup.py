@@ -285,3 +285,9 @@ def dedupe(
         for i, (j, s) in sorted(dropped.items())
     ]
     return kept, rejected
+
+
+def dedup_method(compared: str = "", n: int = 3) -> str:
+    """How `dedupe` compares texts, in words for a data card; `compared` names the text."""
+    of = f" of {compared}" if compared else ""
+    return f"MinHash-LSH over word {n}-gram shingles{of}, verified by exact Jaccard"

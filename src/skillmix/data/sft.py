@@ -27,27 +27,26 @@ from typing import Any
 
 from skillmix import prompts
 from skillmix.catalog.model import Catalog
+from skillmix.catalog.sampling import combinations_count, split_catalog
 from skillmix.config import RunConfig, SplitConfig
-from skillmix.data.dedup import Rejection, dedupe
+from skillmix.data.card import CardMeta, SplitFacts, embedded_warnings, usage_counts
+from skillmix.data.dedup import Rejection, dedup_method, dedupe
 from skillmix.data.records import DataRecord
-from skillmix.metrics import METRICS
 from skillmix.models import Model
 from skillmix.models.settings import Settings
-from skillmix.protocol.engine import Advance, Engine, RunResult, apply_split, derive_seed
-from skillmix.protocol.rubric import max_sentences
-from skillmix.results import GenerationScore, score_run
-from skillmix.sampling import combinations_count, split_catalog
-from skillmix.store import Store
+from skillmix.prompts.rubric import max_sentences
+from skillmix.protocol.engine import Engine, RunResult, apply_split
+from skillmix.runtime.pool import derive_seed
+from skillmix.runtime.progress import Progress
+from skillmix.scoring.metrics import METRICS
+from skillmix.scoring.results import GenerationScore, score_run
+from skillmix.store import GenerationRow, ItemRow, RunRow, Store
 
 PIPELINE = "skillmix-sft"
 DEFAULT_K = (1, 2, 3)
 # Composition levels of the held-out evaluation (the paper trains on k=2,3 and tests up to 5).
 EVAL_K = (2, 3, 4, 5)
 SENTENCE_LIMIT = "The text must have at most {limit} {word}."
-EMBEDDED_WARNING = (
-    "{role} {model} is SmolLM2-135M, a 135M-parameter model that cannot write or grade "
-    "reliably: this data set is a smoke test of the pipeline, not training data."
-)
 
 
 class LeakError(AssertionError):
@@ -63,7 +62,7 @@ class HeldOut:
     skills: tuple[str, ...]
     topics: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SplitFacts:
         split = self.split
         return {
             "description": self.description,
@@ -82,7 +81,7 @@ class SFTResult:
 
     records: list[DataRecord]
     rejected: list[Rejection]
-    card_meta: dict[str, Any]
+    card_meta: CardMeta
     run: RunResult | None = None  # the engine's result when `build_sft` ran it
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -137,10 +136,10 @@ def sft_engine(
     teacher: Model,
     judges: list[Model],
     *,
-    advance: Advance | None = None,
+    progress: Progress | None = None,
     settings: Settings | None = None,
     max_cost: float | None = None,
-    dry_run: bool = False,
+    estimate: bool = False,
     workers: int | None = None,
 ) -> Engine:
     """The Engine of an SFT job (run it, then `collect_sft`); refuses the held-out side."""
@@ -154,11 +153,11 @@ def sft_engine(
         catalog,
         teacher,
         judges,
-        advance,
         settings=settings,
         max_cost=max_cost,
-        dry_run=dry_run,
+        estimate=estimate,
         workers=workers,
+        progress=progress,
     )
 
 
@@ -171,7 +170,7 @@ def build_sft(
     *,
     keep_threshold: float = 1.0,
     dedup_threshold: float = 0.8,
-    advance: Advance | None = None,
+    progress: Progress | None = None,
     settings: Settings | None = None,
     max_cost: float | None = None,
     workers: int | None = None,
@@ -182,7 +181,7 @@ def build_sft(
     `config.student` names the teacher (as recorded in the run); `teacher` is that model.
     `catalog` is the whole catalog: the job samples from its train side and records the
     held-out side. See the module docstring for the keep rule. Raises BudgetReached or
-    RunError from the engine (everything answered is saved; calling again resumes).
+    RunError from the runtime's pool (everything answered is saved; calling again resumes).
     Not for a running event loop (a notebook): there, `await sft_engine(...).run()` and
     then call `collect_sft`.
     """
@@ -192,7 +191,7 @@ def build_sft(
         catalog,
         teacher,
         judges,
-        advance=advance,
+        progress=progress,
         settings=settings,
         max_cost=max_cost,
         workers=workers,
@@ -344,8 +343,8 @@ def _record(
     templates: prompts.TemplateSet,
     catalog: Catalog,
     config: RunConfig,
-    item: dict[str, Any],
-    gen: dict[str, Any],
+    item: ItemRow,
+    gen: GenerationRow,
     by_judge: dict[str, GenerationScore],
     grade_keys: dict[str, list[str]],
     shared: dict[str, Any],
@@ -450,30 +449,24 @@ def held_out_command(config: RunConfig, catalog: Catalog, eval_k: Sequence[int] 
 
 def _card_meta(
     store: Store,
-    run: dict[str, Any],
+    run: RunRow,
     config: RunConfig,
     catalog: Catalog,
     held_out: HeldOut,
     keep_threshold: float,
     dedup_threshold: float,
     eval_k: Sequence[int],
-) -> dict[str, Any]:
-    warnings = []
-    for role, names in (("teacher", [config.student]), ("judge", list(config.judges))):
-        for name in names:
-            if name.split(":")[0] == "embedded":
-                warnings.append(EMBEDDED_WARNING.format(role=role.capitalize(), model=name))
+) -> CardMeta:
+    warnings = [
+        *embedded_warnings("Teacher", [config.student]),
+        *embedded_warnings("Judge", config.judges),
+    ]
     if not held_out.skills and not held_out.topics:
         warnings.append(
             "Nothing is held out: a model trained on this data cannot be tested on unseen "
             "skills or topics (use --held-out-skills/--held-out-topics/--held-out-category)."
         )
-    usage: dict[str, dict[str, int]] = {}
-    for row in store.usage(run["id"]):
-        role = "teacher" if row["role"] == "student" else row["role"]
-        entry = usage.setdefault(role, {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
-        for name in entry:
-            entry[name] += int(row[name] or 0)
+    usage = usage_counts(store.usage(run["id"]), {"student": "teacher"})
     if keep_threshold >= 1.0:
         keep_rule = "full marks (every skill, topic, sense and length criterion met)"
     else:
@@ -507,7 +500,7 @@ def _card_meta(
         "keep_threshold": keep_threshold,
         "keep_rule": keep_rule + "; judged per generation, by every judge",
         "dedup_threshold": dedup_threshold,
-        "dedup_method": "MinHash-LSH over word 3-gram shingles, verified by exact Jaccard",
+        "dedup_method": dedup_method(),
         "eval_command": held_out_command(config, catalog, eval_k),
         "skill_categories": {s.id: s.category for s in catalog.skills},
         "usage": usage,

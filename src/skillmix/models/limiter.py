@@ -48,7 +48,14 @@ class AdaptiveLimiter:
     async def release(self) -> None:
         async with self._condition:
             self.active -= 1
-            self._condition.notify_all()
+            if self.paused_until:
+                # Some waiters may be in a timed wait, whose time-out can swallow a
+                # notification: wake them all, each checks again.
+                self._condition.notify_all()
+            else:
+                # As many waiters as there are free slots (the limit may have grown), not
+                # all: with hundreds waiting, waking every one costs more than the request.
+                self._condition.notify(max(1, int(self.limit) - self.active))
 
     def on_success(self) -> None:
         if self.limit < self.maximum:

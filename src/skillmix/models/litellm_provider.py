@@ -75,6 +75,11 @@ class LiteLLMModel(RetryingClient):
     def identity(self) -> str:
         return f"{self.spec}@{self.base_url}" if self.base_url else self.spec
 
+    @property
+    def endpoint(self) -> str:
+        """The base URL, else LiteLLM's provider (its default host): `anthropic`."""
+        return self.base_url or self.name.partition("/")[0]
+
     async def _attempt(self, request: ChatRequest, mode: str) -> ChatResponse:
         if self._litellm is None:
             self._litellm = await asyncio.to_thread(_import_litellm)

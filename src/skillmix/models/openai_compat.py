@@ -69,10 +69,17 @@ class OpenAICompatModel(RetryingClient):
         # the next (llama.cpp's server takes json_object + schema, not json_schema).
         self.structured_modes = ["json_schema", "json_object"]
         self._session: aiohttp.ClientSession | None = None
+        self._client_timeout: aiohttp.ClientTimeout | None = None
 
     @property
     def identity(self) -> str:
         return f"{self.spec}@{self.base_url}"
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        # One object per setting, not one per request.
+        if self._client_timeout is None or self._client_timeout.total != self.timeout_s:
+            self._client_timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        return self._client_timeout
 
     def _session_for_loop(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -81,11 +88,22 @@ class OpenAICompatModel(RetryingClient):
         return self._session
 
     def _body(self, request: ChatRequest, mode: str) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.name,
-            "messages": list(request.messages),
-            "max_tokens": request.max_tokens,
-        }
+        """The request body as sent (see `_payload` for its bytes)."""
+        return {"messages": list(request.messages), **self._options(request, mode)}
+
+    def _payload(self, request: ChatRequest, mode: str) -> bytes:
+        """`_body` as JSON bytes, reusing the messages' JSON that the cache key already made
+        (the messages are most of the body; encoding them again cost more CPU per request
+        than anything else in the client)."""
+        options = json.dumps(self._options(request, mode))
+        text = f'{{"messages":{request.messages_json},{options[1:]}'
+        try:
+            return text.encode()
+        except UnicodeEncodeError:  # a lone surrogate: let json escape it
+            return json.dumps(self._body(request, mode)).encode()
+
+    def _options(self, request: ChatRequest, mode: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.name, "max_tokens": request.max_tokens}
         if request.temperature is not None:  # else the server's default, as published
             body["temperature"] = request.temperature
         if request.seed is not None:
@@ -99,18 +117,21 @@ class OpenAICompatModel(RetryingClient):
             body["response_format"] = {"type": "json_object", "schema": request.json_schema}
         return body
 
-    async def _attempt(self, request: ChatRequest, mode: str) -> ChatResponse:
-        url = f"{self.base_url}/chat/completions"
+    def _request_headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", **self.headers}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    async def _attempt(self, request: ChatRequest, mode: str) -> ChatResponse:
+        url = f"{self.base_url}/chat/completions"
         session = self._session_for_loop()
         try:
             async with session.post(
                 url,
-                json=self._body(request, mode),
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                data=self._payload(request, mode),
+                headers=self._request_headers(),
+                timeout=self._timeout(),
             ) as resp:
                 raw = await resp.text()
                 if resp.status != 200:
@@ -128,7 +149,11 @@ class OpenAICompatModel(RetryingClient):
                 "connect",
             ) from err
         except aiohttp.ClientError as err:
-            raise Retryable(f"{self.spec}: connection error: {err!r}", "connection") from err
+            raise Retryable(
+                f"{self.spec}: the connection to {self.base_url} broke without an answer "
+                f"({type(err).__name__}: {err})",
+                "connection",
+            ) from err
         try:
             data = json.loads(raw)
             choice = data["choices"][0]

@@ -15,7 +15,9 @@ timeout_s = 120
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import warnings
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from skillmix.errors import InputError, validation_message
+from skillmix.errors import InputError, ModelError, validation_message
 from skillmix.userfiles import read_user_table
 
 CONFIG_ENV = "SKILLMIX_CONFIG"
@@ -38,6 +40,10 @@ KEY_HINT = (
 
 class SettingsError(InputError):
     """A settings or pricing file (or a value in it) is wrong."""
+
+
+class SettingsWarning(UserWarning):
+    """Settings that work but probably not as meant (an `api_key_env` that is not set)."""
 
 
 class BaseURLError(InputError):
@@ -130,6 +136,24 @@ class Settings(BaseModel):
     pricing: dict[str, Price] = Field(default_factory=dict)
 
     def for_model(self, spec: str) -> ModelSettings:
+        """The settings of `spec` (or of its name without `@URL`), else the defaults.
+
+        Warns (a `SettingsWarning`, once per variable and model) when they name an
+        `api_key_env` that is not set: requests would go without that key.
+        """
+        found = self.lookup(spec)
+        variable = found.api_key_env
+        if variable and os.environ.get(variable) is None:
+            warnings.warn(
+                f"{spec}: api_key_env names {variable}, which is not set: its requests go "
+                f"without that key (export {variable}=... or fix the name in the settings)",
+                SettingsWarning,
+                stacklevel=2,
+            )
+        return found
+
+    def lookup(self, spec: str) -> ModelSettings:
+        """The settings of `spec` (or of its name without `@URL`), else the defaults."""
         return self.models.get(spec) or self.models.get(spec.split("@")[0]) or ModelSettings()
 
     def price(self, provider: str, model: str) -> Price | None:
@@ -142,6 +166,40 @@ class Settings(BaseModel):
                 return table[name]
         matches = [key for key in table if model.startswith(key)]
         return table[max(matches, key=len)] if matches else None
+
+
+def is_local_endpoint(provider: str, base_url: str | None) -> bool:
+    """Whether a model runs on this machine or this network, where calls cost nothing:
+    in-process providers, and base URLs on localhost, loopback, private or link-local
+    addresses. Host names are not looked up: only `localhost` (and `*.localhost`) count."""
+    if provider in ("embedded", "vllm"):
+        return True
+    if not base_url:
+        return False
+    try:
+        host = urlsplit(base_url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def runs_locally(spec: str, settings: Settings | None = None) -> bool:
+    """Whether calls to the model `spec` cost nothing (`is_local_endpoint`); its base URL
+    from the spec, else from `settings`. An unparseable spec counts as paid."""
+    from skillmix.models import parse_spec
+
+    try:
+        parsed = parse_spec(spec)
+    except (InputError, ModelError):
+        return False
+    base_url = parsed.base_url or (settings or Settings()).lookup(spec).base_url
+    return is_local_endpoint(parsed.provider, base_url)
 
 
 @cache

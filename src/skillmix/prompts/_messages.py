@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from skillmix.catalog.model import Skill, Topic
 from skillmix.prompts._sets import FORMAT_TEMPLATES, JudgeFormat, TemplateSet
-from skillmix.protocol.rubric import (
+from skillmix.prompts.rubric import (
     Criterion,
     max_sentences,
     number_words,

@@ -1,11 +1,11 @@
 """Run the Skill-Mix protocol: items -> student (two turns) -> answer -> judges -> grades.
 
 Work is split into units (one item x one generation round: two student turns, then every
-judge's grading rounds), pulled by a bounded pool of workers so that memory stays flat
-for any number of items while each model's own limiter keeps its backend saturated.
-Every call goes through `CallCache`, so a re-run, a resumed run or a re-grade only sends
-what has never been answered, and a run killed at any moment loses at most the calls
-that were in flight.
+judge's grading rounds), run on the runtime's worker pool (`runtime.pool`), which bounds
+the units in flight and pauses or stops the run as it does every pipeline's. Every call
+goes through `CallCache`, so a re-run, a resumed run or a re-grade only sends what has
+never been answered, and a run killed at any moment loses at most the calls that were
+in flight.
 
 The run's protocol (`skillmix` or `paper`, see `protocol.differences`) decides how the
 judge is asked and answers and how the naming penalty matches; the template set decides
@@ -15,39 +15,31 @@ the wording.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from skillmix import prompts
 from skillmix.catalog.model import Catalog
+from skillmix.catalog.sampling import Item, sample_items, split_catalog
 from skillmix.config import RECORDED_KEY, Decoding, RunConfig, SplitConfig
-from skillmix.errors import BudgetError, SkillmixError
-from skillmix.models import ChatRequest, Model, ModelError
+from skillmix.models import ChatRequest, Model, parse_spec
 from skillmix.models.base import effective_temperature
 from skillmix.models.settings import Settings
-from skillmix.protocol.calls import BudgetExhausted, CallCache, CallStats
+from skillmix.prompts.rubric import build_rubric
 from skillmix.protocol.differences import rules
 from skillmix.protocol.extract import extract_answer
 from skillmix.protocol.naming import naming_penalty, substring_naming
-from skillmix.protocol.rubric import build_rubric
 from skillmix.protocol.sentences import count_sentences
 from skillmix.protocol.verdicts import ParsedVerdict, parse_verdict, verdict_json_schema
-from skillmix.sampling import Item, sample_items, split_catalog
+from skillmix.runtime.calls import CallCache, CallStats
+from skillmix.runtime.pool import BudgetReached, WorkerPool, derive_seed, gather_all
+from skillmix.runtime.progress import Progress
 from skillmix.store import Store
 
-Advance = Callable[[str], None]
 # What a synthetic (estimate-mode) student answer looks like: it only needs a length.
 _PLACEHOLDER_WORD = "word "
-
-
-class RunError(SkillmixError, RuntimeError):
-    """The run stopped; everything answered so far is in the store and a re-run resumes."""
-
-
-class BudgetReached(RunError, BudgetError):
-    """--max-cost was reached; the run is paused, not failed."""
 
 
 def apply_split(catalog: Catalog, split: SplitConfig | None) -> Catalog:
@@ -64,12 +56,6 @@ def apply_split(catalog: Catalog, split: SplitConfig | None) -> Catalog:
     return parts.train if split.part == "train" else parts.held_out
 
 
-def derive_seed(*parts: object) -> int:
-    """A 31-bit seed from named parts: stable across machines and Python versions."""
-    blob = ":".join(str(p) for p in parts).encode()
-    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big") & 0x7FFFFFFF
-
-
 @dataclass
 class RunResult:
     run_id: str
@@ -81,7 +67,12 @@ class RunResult:
 
 
 class Engine:
-    """One run: a config, its catalog, a student and judges, writing to a store."""
+    """One run: a config, its catalog, a student and judges, writing to a store.
+
+    `run()` raises `BudgetReached` when --max-cost paused it and `RunError` when a model
+    stopped it (both from `runtime.pool`); a re-run resumes either. With `estimate`,
+    nothing is sent or written: the result's stats are what a run would send.
+    """
 
     def __init__(
         self,
@@ -90,12 +81,12 @@ class Engine:
         catalog: Catalog,
         student: Model,
         judges: list[Model],
-        advance: Advance | None = None,
         *,
         settings: Settings | None = None,
         max_cost: float | None = None,
-        dry_run: bool = False,
+        estimate: bool = False,
         workers: int | None = None,
+        progress: Progress | None = None,
     ):
         self.store = store
         self.config = config
@@ -115,16 +106,18 @@ class Engine:
                 judge_format=self._judge_format(judge), tell_not_to_name=config.tell_not_to_name
             )
         self.run_id = config.run_id(self.catalog.content_hash, self.templates.version_id)
-        self.dry_run = dry_run
+        self.estimate = estimate
         self.calls = CallCache(
-            store, run_id=self.run_id, settings=settings, max_cost=max_cost, estimate=dry_run
+            store, run_id=self.run_id, settings=settings, max_cost=max_cost, estimate=estimate
         )
-        self.advance = advance or (lambda stage: None)
-        self.workers = workers
+        self.pool = WorkerPool(self.calls, self.models, workers)
+        self.progress = progress or Progress()
         self.unparsed_rounds = 0
         # Another process running this run: wait for it (telling on_lease_wait) or stop.
         self.wait_for_lease = False
         self.on_lease_wait: Callable[[str], None] = lambda message: None
+        # Single-slot models held by one unit at a time, by identity (see `_hold`).
+        self._slots: dict[str, asyncio.Lock] = {}
 
     @property
     def models(self) -> list[Model]:
@@ -182,20 +175,13 @@ class Engine:
         n = len(self.config.k) * self.config.items * self.config.generation_rounds
         return {"generate": n, "grade": n * len(self.judges) * self.config.grading_rounds}
 
-    def _worker_count(self, units: int) -> int:
-        if self.workers:
-            return max(1, min(self.workers, units))
-        # Enough units in flight to fill the widest model's concurrency twice over.
-        widest = max(m.max_concurrency for m in self.models)
-        return max(1, min(units, 2 * widest, 8192))
-
     async def run(self) -> RunResult:
         """Run or resume, holding the run's lease: one process at a time runs a run.
 
         While another live process holds it: `RunLeased` (naming that process), or with
         `wait_for_lease` a wait until it is free.
         """
-        if self.dry_run:
+        if self.estimate:
             return await self._run()
         async with self.store.lease(
             self.run_id, wait=self.wait_for_lease, on_wait=self.on_lease_wait
@@ -206,7 +192,7 @@ class Engine:
         items = self.sample()  # raises SamplingError before anything is written
         self.calls.check_prices(self.models)
         resumed = False
-        if not self.dry_run:
+        if not self.estimate:
             self.store.put_catalog(self.catalog)
             resumed = self.store.ensure_run(
                 self.run_id,
@@ -232,40 +218,22 @@ class Engine:
             for item in items
             for gen_round in range(self.config.generation_rounds)
         )
-        n_units = len(items) * self.config.generation_rounds
-        budget: list[BudgetExhausted] = []
-
-        async def worker() -> None:
-            for item, gen_round in units:
-                if budget:
-                    return
-                try:
-                    await self._unit(item, gen_round)
-                except BudgetExhausted as err:
-                    budget.append(err)
-                    return
-
-        tasks = [asyncio.create_task(worker()) for _ in range(self._worker_count(n_units))]
+        for stage, total in self.totals.items():
+            self.progress.total(stage, total)
         try:
-            with self.store.group_commits():
-                await gather_fail_fast(tasks)
-        except ModelError as err:
-            self._set_status("stopped")
-            raise RunError(
-                f"{err}\nThe run stopped; {self.calls.stats.sent} new answers are saved in "
-                f"{self.store.path}. Fix the problem and re-run the same command to resume."
-            ) from err
+            await self.pool.run(
+                units,
+                lambda unit: self._unit(*unit),
+                count=len(items) * self.config.generation_rounds,
+            )
+        except BudgetReached:
+            self._set_status("paused")
+            raise
         except BaseException:
             self._set_status("stopped")
             raise
         finally:
             await asyncio.gather(*(m.aclose() for m in self.models))
-        if budget:
-            self._set_status("paused")
-            raise BudgetReached(
-                f"{budget[0]}. {self.calls.stats.sent} answers were bought and saved; "
-                "run the same command again (with a new --max-cost) to continue."
-            )
         self._set_status("done")
         retries: dict[str, int] = {}
         for m in self.models:
@@ -276,7 +244,7 @@ class Engine:
         )
 
     def _set_status(self, status: str) -> None:
-        if not self.dry_run:
+        if not self.estimate:
             self.store.set_run_status(self.run_id, status)
 
     async def _unit(self, item: Item, gen_round: int) -> None:
@@ -291,15 +259,18 @@ class Engine:
         )
         messages: list[prompts.Message] = []
         replies = []
-        for n, text in enumerate(turns):
-            messages.append({"role": "user", "content": text})
-            reply = await self.calls.call(
-                self.student,
-                "student",
-                ChatRequest(tuple(messages), decoding.temperature, decoding.max_tokens, seed + n),
-            )
-            replies.append(reply)
-            messages.append({"role": "assistant", "content": _text_of(reply)})
+        async with self._hold(self.student):
+            for n, text in enumerate(turns):
+                messages.append({"role": "user", "content": text})
+                reply = await self.calls.call(
+                    self.student,
+                    "student",
+                    ChatRequest(
+                        tuple(messages), decoding.temperature, decoding.max_tokens, seed + n
+                    ),
+                )
+                replies.append(reply)
+                messages.append({"role": "assistant", "content": _text_of(reply)})
         first, last = replies[0], replies[-1]
         if last.synthetic:
             answer = _text_of(last)
@@ -323,14 +294,28 @@ class Engine:
                 sentences=count_sentences(answer),
                 named=named,
             )
-        self.advance("generate")
+        self.progress.advance("generate")
         for judge in self.judges:
-            await asyncio.gather(
-                *(
+            async with self._hold(judge):
+                if self.config.grading_rounds == 1:  # no task to create for one round
+                    await self._grade(item, gen_round, judge, 0, answer)
+                    continue
+                await gather_all(
                     self._grade(item, gen_round, judge, grade_round, answer)
                     for grade_round in range(self.config.grading_rounds)
                 )
-            )
+
+    def _hold(self, model: Model) -> contextlib.AbstractAsyncContextManager[object]:
+        """Keep a model that answers one request at a time to this unit for calls that
+        share a prompt prefix (the student's turns; one judge's grading rounds of one
+        answer), so that they run back to back and its backend reuses the prompt it has
+        just evaluated instead of another unit's. By identity: the embedded student and
+        judge are one llama.cpp model. Other models are not held (a no-op)."""
+        if model.max_concurrency != 1:
+            return contextlib.nullcontext()
+        if model.identity not in self._slots:
+            self._slots[model.identity] = asyncio.Lock()
+        return self._slots[model.identity]
 
     async def _grade(
         self, item: Item, gen_round: int, judge: Model, grade_round: int, answer: str
@@ -342,7 +327,7 @@ class Engine:
         judge_name = self.judge_names[id(judge)]
 
         def save(**fields: Any) -> None:
-            if not self.dry_run:
+            if not self.estimate:
                 self.store.put_grade(
                     self.run_id,
                     item.id,
@@ -352,7 +337,7 @@ class Engine:
                     answer=answer,
                     **fields,
                 )
-            self.advance("grade")
+            self.progress.advance("grade")
 
         if not answer.strip():
             save(
@@ -366,7 +351,13 @@ class Engine:
             return
         judge_format = self._judge_format(judge)
         decoding = self.config.judge_decoding
-        seed = derive_seed(self.config.seed, item.id, gen_round, judge_name, "grade", grade_round)
+        # Seeded by the judge model, not by where it is served: moving a server (or a test's
+        # random port) must not change which samples a judge is asked for.
+        spec = parse_spec(judge_name)
+        seed = derive_seed(
+            self.config.seed, item.id, gen_round, f"{spec.provider}:{spec.name}", "grade",
+            grade_round,
+        )  # fmt: skip
         keys: list[str] = []
         reason = ""
         messages = prompts.grading(
@@ -431,15 +422,3 @@ def _text_of(record: Any) -> str:
     if record.synthetic:
         return _PLACEHOLDER_WORD * max(1, int(record.completion_tokens * 0.75))
     return str(record.response)
-
-
-async def gather_fail_fast(tasks: list[asyncio.Task[None]]) -> None:
-    """Wait for all tasks; on the first failure cancel the rest and raise it."""
-    try:
-        for finished in asyncio.as_completed(tasks):
-            await finished
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -4,9 +4,9 @@
 aggregation); `reference_diff` says where their points and ours disagree.
 """
 
-from skillmix.reference.diff import CAUSES, ReferenceDiff, reference_diff
 from skillmix.reference.formats import ReferenceFormatError
 from skillmix.reference.importer import PROTOCOL, ImportedRun, ImportSummary, import_reference
+from skillmix.scoring.reference import CAUSES, ReferenceDiff, reference_diff
 
 __all__ = [
     "CAUSES",

@@ -40,10 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from skillmix.catalog.load import load_catalog
-from skillmix.catalog.model import Catalog, Skill, Topic
+from skillmix.catalog.model import Catalog, Skill, Topic, slug
+from skillmix.catalog.sampling import Item
+from skillmix.prompts.rubric import Criterion, build_rubric
 from skillmix.protocol.extract import extract_answer
 from skillmix.protocol.naming import naming_penalty
-from skillmix.protocol.rubric import Criterion, build_rubric, slug
 from skillmix.protocol.sentences import count_sentences
 from skillmix.protocol.verdicts import ParsedVerdict, Unparsed, parse_verdict
 from skillmix.reference.formats import (
@@ -59,7 +60,6 @@ from skillmix.reference.formats import (
     read_generations,
     read_gradings,
 )
-from skillmix.sampling import Item
 from skillmix.store import CallRecord, Store
 
 PROTOCOL = "reference-import"

@@ -1,5 +1,12 @@
-"""Reports: a terminal table, and JSON and CSV files, built from the store alone."""
+"""Reports built from the store alone: a terminal table, JSON and CSV files, and one
+self-contained HTML page.
 
-from skillmix.report.tables import Report, build_report, render_report, write_report
+`build` gathers a run's `Report`, `terminal` prints it, `files` writes it (the page
+itself comes from `html`, with its templates and assets).
+"""
 
-__all__ = ["Report", "build_report", "render_report", "write_report"]
+from skillmix.report.build import Report, build_report
+from skillmix.report.files import write_report
+from skillmix.report.terminal import render_report, render_runs
+
+__all__ = ["Report", "build_report", "render_report", "render_runs", "write_report"]

@@ -15,43 +15,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skillmix.agreement import COMBINED_JUDGE, combined_scores
 from skillmix.config import stored_protocol
 from skillmix.errors import InputError
-from skillmix.metrics import METRICS, Aggregation, Interval, paired_difference
-from skillmix.report.tables import Report, build_report
-from skillmix.results import ItemResult, RunScores, score_run
-from skillmix.store import Store
+from skillmix.report.build import Report, build_report
+from skillmix.report.names import display_model, short_model
+from skillmix.scoring.judges import COMBINED_JUDGE, combined_scores
+from skillmix.scoring.metrics import METRICS, Aggregation, Interval, paired_difference
+from skillmix.scoring.results import ItemResult, RunScores, score_run
+from skillmix.store import RunRow, Store
 
 
 class CompareError(InputError):
     """Two runs cannot be compared as asked (no shared items, no such judge, ...)."""
 
 
-def display_model(spec: str) -> str:
-    """A model spec for display: `openai:m@http://host:port/v1` -> `openai:m @ host:port/v1`.
-
-    The endpoint stays visible (it tells two deployments apart) but loses its scheme, so
-    a report never holds a clickable link to a private endpoint.
-    """
-    name, sep, endpoint = spec.partition("@")
-    if not sep:
-        return spec
-    for scheme in ("https://", "http://"):
-        if endpoint.startswith(scheme):
-            endpoint = endpoint[len(scheme) :]
-    return f"{name} @ {endpoint}"
-
-
-def short_model(spec: str) -> str:
-    """A model spec without its endpoint: `openai:m@http://host/v1` -> `openai:m`."""
-    return spec.partition("@")[0]
-
-
 # --- comparability -------------------------------------------------------------------------
 
 # (label, how to read the setting from a stored run, how to show it)
-_SETTINGS: tuple[tuple[str, Callable[[dict[str, Any]], Any], Callable[[Any], str]], ...] = (
+_SETTINGS: tuple[tuple[str, Callable[[RunRow], Any], Callable[[Any], str]], ...] = (
     ("catalog hash", lambda r: r["catalog_hash"], lambda v: str(v)[:12]),
     ("template version", lambda r: r["template_version"], str),
     ("protocol", lambda r: stored_protocol(r["config"]), str),
@@ -73,7 +54,7 @@ _SETTINGS: tuple[tuple[str, Callable[[dict[str, Any]], Any], Callable[[Any], str
 )
 
 
-def _differences(runs: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, str], set[str]]]:
+def _differences(runs: Sequence[RunRow]) -> list[tuple[str, dict[str, str], set[str]]]:
     """Per setting that differs: (label, run id -> shown value, ids of runs that deviate
     from the reference value, the most common one; ties go to the earliest run)."""
     found = []
@@ -89,7 +70,7 @@ def _differences(runs: Sequence[dict[str, Any]]) -> list[tuple[str, dict[str, st
     return found
 
 
-def comparability_problems(runs: Sequence[dict[str, Any]]) -> list[str]:
+def comparability_problems(runs: Sequence[RunRow]) -> list[str]:
     """One message per setting in which the given stored runs differ, naming which run
     uses which value (empty when all are comparable). `runs` are `Store.get_run` dicts."""
     problems = []
@@ -102,7 +83,7 @@ def comparability_problems(runs: Sequence[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def incomparable_settings(runs: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+def incomparable_settings(runs: Sequence[RunRow]) -> dict[str, list[str]]:
     """For each run id, the settings in which it differs from the most common value."""
     marks: dict[str, list[str]] = {run["id"]: [] for run in runs}
     for label, _, deviating in _differences(runs):
@@ -129,6 +110,7 @@ class LeaderboardRow:
     template_version: str
     differs_in: tuple[str, ...] = ()  # settings that make this run incomparable
     protocol: str = "skillmix"
+    status: str = "done"  # of the run: done, running, paused, stopped or interrupted
 
     @property
     def comparable(self) -> bool:
@@ -146,6 +128,7 @@ class LeaderboardRow:
             "catalog_hash": self.catalog_hash,
             "template_version": self.template_version,
             "protocol": self.protocol,
+            "status": self.status,
             "comparable": self.comparable,
             "differs_in": list(self.differs_in),
         }
@@ -188,6 +171,7 @@ def leaderboard_from_reports(reports: Sequence[Report]) -> Leaderboard:
             template_version=rep.template_version,
             differs_in=tuple(marks[rep.run_id]),
             protocol=rep.protocol,
+            status=rep.status,
         )
         for rep in reports
         for row in rep.rows

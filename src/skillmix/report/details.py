@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from skillmix.protocol.rubric import build_rubric
-from skillmix.results import RunScores
-from skillmix.store import Store
+from skillmix.prompts.rubric import build_rubric
+from skillmix.scoring.results import RunScores
+from skillmix.store import GradeRow, Store
 
 
 def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
@@ -16,10 +16,11 @@ def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
     run_id = scores.run["id"]
     catalog = scores.catalog
     generations = {(g["item_id"], g["round"]): g for g in store.generations(run_id)}
-    grades: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    grades: dict[tuple[str, int], list[GradeRow]] = {}
     for g in store.grades(run_id):
         grades.setdefault((g["item_id"], g["gen_round"]), []).append(g)
     decided = {(r.item_id, g.gen_round, r.judge): g for r in scores.items for g in r.generations}
+    judge_names = scores.judges  # a property that walks every item: once, not per item
     records = []
     for item in store.items(run_id):
         skills = [catalog.skill(s) for s in item["skill_ids"]]
@@ -35,7 +36,7 @@ def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
                 if call is not None:
                     turns.append({"prompt": call.messages[-1]["content"], "reply": call.response})
             judges = []
-            for judge in scores.judges:
+            for judge in judge_names:
                 rounds = []
                 for g in grades.get((item["item_id"], gen_round), []):
                     if g["judge"] != judge:

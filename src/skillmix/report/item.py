@@ -6,8 +6,10 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-from skillmix.protocol.rubric import build_rubric
-from skillmix.results import score_run
+from skillmix.prompts.rubric import build_rubric
+from skillmix.report.build import NOT_GRADED
+from skillmix.report.names import display_model
+from skillmix.scoring.results import score_run
 from skillmix.store import Store, StoreError
 from skillmix.terminal import escaped, plain
 
@@ -70,11 +72,18 @@ def render_item(store: Store, item_id: str, run_id: str | None, console: Console
         )
         for judge in scores.judges:
             rows = [g for g in grades if g["gen_round"] == gen["round"] and g["judge"] == judge]
+            if not rows:
+                console.print(
+                    f"judge {escaped(display_model(judge))}: {NOT_GRADED} (the run stopped "
+                    "before grading this answer; re-run its command to grade it)",
+                    highlight=False,
+                )
+                continue
             table = Table(
                 "criterion",
                 *(f"round {g['grade_round']}" for g in rows),
                 "decided",
-                title=f"judge {escaped(judge)}",
+                title=f"judge {escaped(display_model(judge))}",
                 title_justify="left",
             )
             decided = results.get((judge, gen["round"]))

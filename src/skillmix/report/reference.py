@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from skillmix.metrics import METRICS
-from skillmix.reference.diff import CAUSES, ReferenceDiff
+from skillmix.scoring.metrics import METRICS
+from skillmix.scoring.reference import CAUSES, ReferenceDiff
 from skillmix.terminal import plain
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 from typing import Any
 
 from skillmix.catalog.model import Catalog
-from skillmix.metrics import majority_vote
+from skillmix.scoring.metrics import majority_vote
 from skillmix.store import Store
 
 # How much each kind of disagreement adds to a generation's score.
@@ -72,7 +73,7 @@ def review_queue(store: Store, run_id: str, *, reviewer: str, seed: int = 0) -> 
         for h in store.human_verdicts(run_id)
         if h["reviewer"] == name
     }
-    rounds: dict[tuple[str, int], dict[str, list[dict[str, int] | None]]] = defaultdict(
+    rounds: dict[tuple[str, int], dict[str, list[dict[str, float] | None]]] = defaultdict(
         lambda: defaultdict(list)
     )
     for g in store.grades(run_id):
@@ -97,7 +98,7 @@ def review_queue(store: Store, run_id: str, *, reviewer: str, seed: int = 0) -> 
 
 
 def disagreement(
-    by_judge: dict[str, list[dict[str, int] | None]], catalog: Catalog
+    by_judge: dict[str, list[dict[str, float] | None]], catalog: Catalog
 ) -> tuple[float, tuple[str, ...]]:
     """Score one generation's grades (judge -> its rounds' verdicts, None = unparsed).
 
@@ -144,7 +145,7 @@ def disagreement(
     return score, tuple(reasons)
 
 
-def _criteria(verdicts: list[dict[str, int]]) -> list[str]:
+def _criteria(verdicts: Sequence[Mapping[str, float]]) -> list[str]:
     """Criterion ids in rubric order: skills first, then topic and sense."""
     found = {c for v in verdicts for c in v}
     return sorted(found, key=lambda c: (not c.startswith("skill:"), c != "topic", c))

@@ -32,7 +32,6 @@ import html
 import ipaddress
 import json
 import logging
-import math
 import secrets
 import socket
 import threading
@@ -48,9 +47,10 @@ from aiohttp import web
 
 from skillmix.errors import InputError
 from skillmix.report.details import item_details
-from skillmix.results import RunScores, score_run
-from skillmix.review.agreement import human_agreement
+from skillmix.report.jsonsafe import finite
 from skillmix.review.queue import review_queue
+from skillmix.scoring.human import human_agreement
+from skillmix.scoring.results import RunScores, score_run
 from skillmix.store import Store, StoreError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -646,15 +646,4 @@ def _check_verdicts(review: _Review, body: Any) -> tuple[str, str, int, dict[str
 
 
 def _json(data: Any) -> web.Response:
-    return web.json_response(_finite(data))
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities become null: JSON has no NaN and browsers reject it."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+    return web.json_response(finite(data))

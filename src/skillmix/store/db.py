@@ -9,21 +9,23 @@ Nothing paid for is dropped silently: a write the store cannot take (a full disk
 the run with `StoreWriteError`, and the writes not yet committed go to a side file that the
 next writer stores first (see `journal`). Text is stored as given, except lone surrogates,
 which are repaired (`text`). A run is held by one process at a time (see `lease`).
+Reads return the typed rows of `rows`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
-from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from skillmix.catalog.model import Catalog, Skill, Topic
 from skillmix.store import journal
@@ -33,7 +35,18 @@ from skillmix.store.failures import (
     StoreWriteError,
     describe_failure,
 )
-from skillmix.store.lease import LEASE_SCHEMA, hold_run
+from skillmix.store.lease import LEASE_SCHEMA, hold_run, observed_status
+from skillmix.store.rows import (
+    CacheStatsRow,
+    CallRecord,
+    GenerationRow,
+    GradeRow,
+    HumanVerdictRow,
+    ItemRow,
+    ReferencePointRow,
+    RunRow,
+    UsageRow,
+)
 from skillmix.store.text import has_lone_surrogates, repair_text
 
 SCHEMA_VERSION = 2
@@ -143,26 +156,6 @@ CREATE TABLE IF NOT EXISTS reference_points (
     PRIMARY KEY (run_id, item_id, gen_round, judge, grade_round)
 );
 """
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    key: str
-    provider: str
-    model: str
-    role: str
-    messages: list[dict[str, str]]
-    settings: dict[str, Any]
-    response: str
-    prompt_tokens: int
-    completion_tokens: int
-    structured: str  # "" or how the output was constrained ("json_schema", "grammar", ...)
-    finish_reason: str
-    latency_s: float
-    synthetic: bool = False  # made up by `skillmix estimate`, never stored
-    messages_json: str = ""  # the messages already serialised, when the caller has them
-    # The reply exactly as received (`text.escape_text`) when `response` had to be repaired.
-    raw_response: str | None = None
 
 
 class Store:
@@ -295,8 +288,10 @@ class Store:
             return
         try:
             with self.transaction():
-                for sql, params in self._pending:
-                    self.db.execute(sql, params)
+                # Runs of the same statement (a tick's answers, ledger rows, grades) go
+                # to SQLite in one executemany each, in their order.
+                for sql, group in itertools.groupby(self._pending, key=itemgetter(0)):
+                    self.db.executemany(sql, [params for _, params in group])
         except StoreError as err:
             self.fail(err)
             return
@@ -476,21 +471,33 @@ class Store:
         self.flush()
         self._execute(sql, (status, time.time(), run_id))
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> RunRow:
+        """The run `run_id` (or the one run whose id starts with it), as `list_runs` shows it."""
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             matches = self.db.execute(
                 "SELECT * FROM runs WHERE id LIKE ? ORDER BY created", (run_id + "%",)
             ).fetchall()
+            if len(matches) > 1:
+                raise StoreError(
+                    f"'{run_id}' is the start of {len(matches)} run ids in {self.path} "
+                    f"({', '.join(r['id'] for r in matches)}); give more of the id"
+                )
             if len(matches) != 1:
                 known = ", ".join(r["id"] for r in self.list_runs()) or "none"
                 raise StoreError(f"no run '{run_id}' in {self.path} (runs: {known})")
             row = matches[0]
-        return {**dict(row), "config": json.loads(row["config"])}
+        return self._run_record(row)
 
-    def list_runs(self) -> list[dict[str, Any]]:
+    def list_runs(self) -> list[RunRow]:
+        """Every run, oldest first. A "running" run whose process is gone reads as
+        "interrupted" (see `lease.observed_status`)."""
         rows = self.db.execute("SELECT * FROM runs ORDER BY created").fetchall()
-        return [{**dict(r), "config": json.loads(r["config"])} for r in rows]
+        return [self._run_record(r) for r in rows]
+
+    def _run_record(self, row: sqlite3.Row) -> RunRow:
+        status = observed_status(self.db, row["id"], row["status"])
+        return cast(RunRow, {**dict(row), "status": status, "config": json.loads(row["config"])})
 
     def put_items(
         self, run_id: str, items: list[tuple[int, str, int, tuple[str, ...], str]]
@@ -502,11 +509,11 @@ class Store:
                 [(run_id, iid, pos, k, json.dumps(list(s)), t) for pos, iid, k, s, t in items],
             )
 
-    def items(self, run_id: str) -> list[dict[str, Any]]:
+    def items(self, run_id: str) -> list[ItemRow]:
         rows = self.db.execute(
             "SELECT * FROM items WHERE run_id = ? ORDER BY k, position", (run_id,)
         ).fetchall()
-        return [{**dict(r), "skill_ids": json.loads(r["skill_ids"])} for r in rows]
+        return [cast(ItemRow, {**dict(r), "skill_ids": json.loads(r["skill_ids"])}) for r in rows]
 
     # --- calls (log and cache) ---------------------------------------------------------------
 
@@ -553,7 +560,7 @@ class Store:
             (run_id, key, role, int(sent)),
         )
 
-    def usage(self, run_id: str) -> list[dict[str, Any]]:
+    def usage(self, run_id: str) -> list[UsageRow]:
         """Calls and tokens per role, provider and model for one run (paid and reused)."""
         rows = self.db.execute(
             "SELECT rc.role, c.provider, c.model, rc.sent, COUNT(*) AS calls, "
@@ -563,11 +570,11 @@ class Store:
             "GROUP BY rc.role, c.provider, c.model, rc.sent ORDER BY rc.role, c.model, rc.sent",
             (run_id,),
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [cast(UsageRow, dict(r)) for r in rows]
 
     # --- the shared response cache ---------------------------------------------------------
 
-    def cache_stats(self) -> list[dict[str, Any]]:
+    def cache_stats(self) -> list[CacheStatsRow]:
         rows = self.db.execute(
             "SELECT provider, model, role, COUNT(*) AS calls, SUM(prompt_tokens) AS prompt_tokens, "
             "SUM(completion_tokens) AS completion_tokens, "
@@ -576,7 +583,7 @@ class Store:
             "SUM(key NOT IN (SELECT key FROM run_calls)) AS unreferenced "
             "FROM calls GROUP BY provider, model, role ORDER BY provider, model, role"
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [cast(CacheStatsRow, dict(r)) for r in rows]
 
     def prune_cache(
         self,
@@ -618,7 +625,21 @@ class Store:
 
     # --- generations and grades --------------------------------------------------------------
 
-    def put_generation(self, run_id: str, item_id: str, round_: int, **fields: Any) -> None:
+    def put_generation(
+        self,
+        run_id: str,
+        item_id: str,
+        round_: int,
+        *,
+        turn1_key: str,
+        turn2_key: str,
+        answer: str,
+        explanation: str | None,
+        marker_found: bool,
+        sentences: int,
+        named: dict[str, str],
+    ) -> None:
+        """One generation round of one item (replaces a stored one); see `GenerationRow`."""
         self._write(
             "INSERT OR REPLACE INTO generations (run_id, item_id, round, turn1_key, turn2_key, "
             "answer, explanation, marker_found, sentences, named) "
@@ -627,21 +648,21 @@ class Store:
                 run_id,
                 item_id,
                 round_,
-                fields["turn1_key"],
-                fields["turn2_key"],
-                fields["answer"],
-                fields["explanation"],
-                int(fields["marker_found"]),
-                fields["sentences"],
-                json.dumps(fields["named"]),
+                turn1_key,
+                turn2_key,
+                answer,
+                explanation,
+                int(marker_found),
+                sentences,
+                json.dumps(named),
             ),
         )
 
-    def generations(self, run_id: str) -> list[dict[str, Any]]:
+    def generations(self, run_id: str) -> list[GenerationRow]:
         rows = self.db.execute(
             "SELECT * FROM generations WHERE run_id = ? ORDER BY item_id, round", (run_id,)
         ).fetchall()
-        return [{**dict(r), "named": json.loads(r["named"])} for r in rows]
+        return [cast(GenerationRow, {**dict(r), "named": json.loads(r["named"])}) for r in rows]
 
     def put_grade(
         self,
@@ -653,7 +674,7 @@ class Store:
         *,
         status: str,
         method: str,
-        verdicts: dict[str, int] | None,
+        verdicts: dict[str, float] | None,
         reason: str | None,
         attempts: int,
         call_keys: list[str],
@@ -703,7 +724,7 @@ class Store:
                 ],
             )
 
-    def human_verdicts(self, run_id: str) -> list[dict[str, Any]]:
+    def human_verdicts(self, run_id: str) -> list[HumanVerdictRow]:
         """Rows of (item_id, gen_round, criterion, reviewer, value, created)."""
         return _human_rows(
             self.db.execute(
@@ -713,7 +734,7 @@ class Store:
             ).fetchall()
         )
 
-    def grades(self, run_id: str) -> list[dict[str, Any]]:
+    def grades(self, run_id: str) -> list[GradeRow]:
         """The grades of a run that refer to the answer its generation holds now.
 
         A grade of another text (its generation was replaced since, e.g. by a process that
@@ -730,11 +751,14 @@ class Store:
             )
         }
         return [
-            {
-                **dict(r),
-                "verdicts": None if r["verdicts"] is None else json.loads(r["verdicts"]),
-                "call_keys": json.loads(r["call_keys"]),
-            }
+            cast(
+                GradeRow,
+                {
+                    **dict(r),
+                    "verdicts": None if r["verdicts"] is None else json.loads(r["verdicts"]),
+                    "call_keys": json.loads(r["call_keys"]),
+                },
+            )
             for r in rows
             if _graded_current(r, answers)
         ]
@@ -779,18 +803,20 @@ class Store:
             ),
         )
 
-    def reference_points(self, run_id: str) -> list[dict[str, Any]]:
+    def reference_points(self, run_id: str) -> list[ReferencePointRow]:
         """Every stored reference point row of a run (empty for runs not imported)."""
         rows = self.db.execute(
             "SELECT * FROM reference_points WHERE run_id = ? "
             "ORDER BY item_id, gen_round, judge, grade_round",
             (run_id,),
         ).fetchall()
-        return [{**dict(r), "points": json.loads(r["points"])} for r in rows]
+        return [
+            cast(ReferencePointRow, {**dict(r), "points": json.loads(r["points"])}) for r in rows
+        ]
 
 
-def _human_rows(rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
-    return [dict(r) for r in rows]
+def _human_rows(rows: list[sqlite3.Row]) -> list[HumanVerdictRow]:
+    return [cast(HumanVerdictRow, dict(r)) for r in rows]
 
 
 def answer_hash(answer: str) -> str:

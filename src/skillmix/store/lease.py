@@ -109,6 +109,23 @@ def holder_of(db: sqlite3.Connection, run_id: str) -> LeaseHolder | None:
     return None if row is None else LeaseHolder(*row)
 
 
+def observed_status(db: sqlite3.Connection, run_id: str, status: str) -> str:
+    """A run's status as a reader should see it: a run recorded as "running" whose lease
+    holder is gone (killed, crashed, or never took one) is "interrupted". Writes nothing.
+
+    A store from before leases has no lease table: there its status is shown as stored.
+    """
+    if status != "running":
+        return status
+    try:
+        holder = holder_of(db, run_id)
+    except sqlite3.OperationalError:
+        return status
+    if holder is not None and holder.alive(time.time(), socket.gethostname()):
+        return status
+    return "interrupted"
+
+
 class RunLease:
     """The lease of one run for this process: `try_take`, then `release` (see `hold_run`)."""
 

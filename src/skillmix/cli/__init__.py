@@ -1,0 +1,105 @@
+"""The `skillmix` command: a thin shell over the library.
+
+`main` is the click group and the one place where a `SkillmixError` becomes a message.
+Each command family lives in its own module (run, catalog, report, cache, data, review,
+protocol, importing) and shares options and helpers through `_common`. Command modules
+import only click at load time, so `skillmix --help` stays fast; the library is imported
+inside the commands.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import click
+
+from skillmix.cli import cache, catalog, data, importing, protocol, report, review, run
+from skillmix.cli._common import err_console
+from skillmix.errors import BudgetError, SkillmixError
+from skillmix.terminal import escaped
+
+__all__ = ["main", "print_error"]
+
+
+def print_error(err: SkillmixError) -> None:
+    """`error: message` on one line and the hint on the next; foreign text stays text."""
+    label = "[yellow]paused[/]:" if isinstance(err, BudgetError) else "[bold red]error:[/]"
+    err_console.print(f"{label} {escaped(err)}", highlight=False, soft_wrap=True)
+    hint = err.hint or getattr(err.__cause__, "hint", "")
+    if hint:
+        err_console.print(f"[dim]hint:[/] {escaped(hint)}", highlight=False, soft_wrap=True)
+
+
+class SkillmixGroup(click.Group):
+    """The `skillmix` group: the one place where a `SkillmixError` becomes a message.
+
+    A `SkillmixError` prints one line and its hint and exits with its code (1, or 3 when
+    a budget paused the job); Ctrl-C exits 130. Any other exception is a bug and keeps
+    its traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SkillmixError as err:
+            print_error(err)
+            ctx.exit(err.exit_code)
+        except KeyboardInterrupt:
+            err_console.print(
+                "[yellow]interrupted[/]: answers so far are saved; re-run the same command "
+                "to resume"
+            )
+            ctx.exit(130)
+
+
+@click.group(cls=SkillmixGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="skillmix")
+def main() -> None:
+    """Measure and teach skill composition in language models (Skill-Mix)."""
+    warnings.showwarning = _show_warning
+
+
+def _register(*commands: click.Command) -> None:
+    for command in commands:
+        main.add_command(command)
+
+
+_register(
+    catalog.catalog,
+    run.run,
+    run.estimate,
+    cache.cache,
+    report.report,
+    report.runs,
+    report.show,
+    report.export,
+    report.html,
+    report.leaderboard,
+    report.compare,
+    data.data,
+    review.review,
+    protocol.protocol,
+    importing.import_group,
+)
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A `SettingsWarning` as a `warning: ...` line; other warnings as Python shows them."""
+    from skillmix.models.settings import SettingsWarning
+
+    if issubclass(category, SettingsWarning):
+        text = f"[yellow]warning:[/] {escaped(message)}"
+        err_console.print(text, highlight=False, soft_wrap=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)

@@ -1,0 +1,6 @@
+"""`python -m skillmix.cli`: the `skillmix` command, with the package loaded once."""
+
+from skillmix.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Render the page: the view model through the Jinja2 templates, with the style sheet and
+the script inlined, and a Content-Security-Policy that allows exactly those two.
+
+Autoescape is on and undefined names are errors, so every string of the view model is
+escaped and a template that names a missing field fails loudly. Only our own text is
+marked safe: the assets, the policy, the SVG charts (escaped by `svg.py`) and the item
+data, which `script_json` encodes so that nothing in it can end its <script> element.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from functools import cache
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from skillmix.models.settings import Settings
+from skillmix.report.build import Report, build_report
+from skillmix.report.html.view import page_view
+from skillmix.report.jsonsafe import finite
+from skillmix.scoring.metrics import Aggregation
+from skillmix.store import Store
+
+_PACKAGE = __name__.rpartition(".")[0]
+# What would end the element an asset is inlined into, or open a comment in it.
+_CLOSERS = {"report.css": "</style", "report.js": "</script"}
+
+
+def render_html(
+    store: Store,
+    run_ids: Sequence[str],
+    path: str | Path,
+    aggregation: Aggregation = "max",
+    *,
+    settings: Settings | None = None,
+) -> Path:
+    """Write the report of `run_ids` (ids or unique prefixes) to `path`; return the path.
+
+    Reads only the store: rendering never calls a model.
+    """
+    if not run_ids:
+        raise ValueError("render_html needs at least one run id")
+    reports: dict[str, Report] = {}
+    for run_id in run_ids:
+        report = build_report(store, run_id, aggregation, settings=settings)
+        reports.setdefault(report.run_id, report)
+    return write_page(store, list(reports.values()), path)
+
+
+def write_page(store: Store, reports: Sequence[Report], path: str | Path) -> Path:
+    """Write the page of already built reports to `path` (its folder is made); return it."""
+    out = Path(path)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(build_page(store, reports), encoding="utf-8")
+    return out
+
+
+def build_page(store: Store, reports: Sequence[Report]) -> str:
+    """The whole HTML document for already built reports (see `render_html`)."""
+    style, script = asset("report.css"), asset("report.js")
+    template = _environment().get_template("page.html.j2")
+    return template.render(
+        page=page_view(store, reports),
+        version=_version(),
+        csp=Markup(content_security_policy(script, style)),  # hashes and keywords only
+        style=Markup(style),
+        script=Markup(script),
+    )
+
+
+def content_security_policy(script: str, style: str) -> str:
+    """The report's CSP: nothing from the network, and only the inline script and style
+    sheet whose exact text is given (hashed), so no other inline code or style applies."""
+    return (
+        f"default-src 'none'; script-src {_csp_hash(script)}; style-src {_csp_hash(style)}; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+def _csp_hash(source: str) -> str:
+    """A CSP hash source: the browser hashes the element's text as UTF-8, as here."""
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+
+@cache
+def asset(name: str) -> str:
+    """The text inlined for an asset file (`report.css`, `report.js`): the file after a
+    newline, so the element's first line stays free. The CSP hashes exactly this text."""
+    text = (resources.files(_PACKAGE) / "assets" / name).read_text(encoding="utf-8")
+    closer = _CLOSERS[name]
+    if closer in text.lower() or "<!--" in text:
+        raise ValueError(f"assets/{name} contains {closer!r} or '<!--': it would break the page")
+    return "\n" + text
+
+
+def script_json(data: Any) -> Markup:
+    """JSON that is safe inside <script type="application/json">: nothing in it can end
+    the tag or start a comment, whatever the models wrote."""
+    text = json.dumps(finite(data), ensure_ascii=False, separators=(",", ":"))
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(raw, escaped)
+    return Markup(text)
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader(_PACKAGE, "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["script_json"] = script_json
+    return env
+
+
+def _version() -> str:
+    try:
+        return metadata.version("skillmix")
+    except metadata.PackageNotFoundError:
+        return "unknown"
