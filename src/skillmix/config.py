@@ -207,22 +207,8 @@ def describe_decoding(decoding: dict[str, Any]) -> str:
         text = f"temperature {temperature:g} ({source})"
     else:
         text = f"temperature {temperature:g}"
-    return f"{text}, {decoding.get('max_tokens')} max tokens"
-
-
-class ReportConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    aggregation: str = "max"
-    level: float = 0.95
-    resamples: int = 2000
-
-    @field_validator("aggregation")
-    @classmethod
-    def _known_rule(cls, value: str) -> str:
-        if value not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}")
-        return value
+    max_tokens = decoding.get("max_tokens")
+    return f"{text}, {max_tokens if max_tokens is not None else 'unknown'} max tokens"
 
 
 # --- config files and flags: one vocabulary ---------------------------------------------------

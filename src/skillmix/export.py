@@ -98,10 +98,13 @@ def neutralise_formula(value: Any) -> Any:
 
 
 def export_format(path: str | Path, fmt: str | None = None) -> str:
-    """The format of an export: `fmt`, or the suffix of `path`; ValueError when unknown."""
+    """The format of an export: `fmt`, or the suffix of `path`; an `InputError` when unknown."""
     fmt = fmt or Path(path).suffix.lstrip(".").lower()
     if fmt not in FORMATS:
-        raise ValueError(f"unknown export format '{fmt}': use one of {', '.join(FORMATS)}")
+        raise InputError(
+            f"unknown export format '{fmt}': use one of {', '.join(FORMATS)}",
+            hint="name the file .jsonl, .csv or .parquet, or pass --format",
+        )
     return fmt
 
 
@@ -135,8 +138,9 @@ def export_run(store: Store, run_ids: list[str], path: str | Path, fmt: str | No
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError as err:
-            raise ValueError(
-                "Parquet export needs pyarrow: pip install 'skillmix[export]'"
+            raise InputError(
+                "Parquet export needs the 'pyarrow' package",
+                hint="pip install 'skillmix[export]', or export to .jsonl or .csv instead",
             ) from err
         pq.write_table(pa.Table.from_pylist([_flat(r) for r in rows]), path)
     return len(rows)

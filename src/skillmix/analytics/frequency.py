@@ -10,6 +10,7 @@ every other pipeline does.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 from skillmix import prompts
 from skillmix.catalog.model import Catalog, Skill, slug
 from skillmix.catalog.sampling import stable_hash
+from skillmix.errors import InputError
 from skillmix.models import ChatRequest, Model
 from skillmix.prompts.rubric import Criterion
 from skillmix.protocol.verdicts import ParsedVerdict, parse_verdict, verdict_json_schema
@@ -30,10 +32,11 @@ from skillmix.runtime.progress import Progress
 def read_passages(path: str | Path, limit: int, seed: int = 0) -> list[str]:
     """Passages of a corpus file: JSONL objects with a "text" field, or blank-line paragraphs.
 
-    When there are more than `limit`, a seeded sample of `limit` is taken.
+    When there are more than `limit`, a seeded sample of `limit` is taken. A file that
+    cannot be read as such is an `InputError` naming it (and the line).
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     if path.suffix == ".jsonl":
         passages = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -41,17 +44,29 @@ def read_passages(path: str | Path, limit: int, seed: int = 0) -> list[str]:
                 try:
                     passages.append(str(json.loads(line)["text"]))
                 except (json.JSONDecodeError, KeyError, TypeError) as err:
-                    raise ValueError(
+                    raise InputError(
                         f"{path}:{number}: expected a JSON object with 'text'"
                     ) from err
     else:
         passages = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
     if not passages:
-        raise ValueError(f"{path}: no passages found")
+        raise InputError(
+            f"{path}: no passages found",
+            hint="give text with blank-line paragraphs, or .jsonl with a 'text' per line",
+        )
     if len(passages) > limit:
         order = sorted(range(len(passages)), key=lambda i: stable_hash("passage", seed, i))
         passages = [passages[i] for i in sorted(order[:limit])]
     return passages
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 text ({err.reason})") from None
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def _skill_criteria(skills: list[Skill]) -> list[Criterion]:
@@ -150,14 +165,20 @@ def write_frequencies(result: FrequencyResult, path: str | Path) -> None:
 
 
 def read_frequencies(path: str | Path) -> tuple[dict[str, float], dict[str, float]]:
-    """Skill and topic frequencies from a CSV with columns kind,id,frequency."""
+    """Skill and topic frequencies from a CSV with columns kind,id,frequency.
+
+    A row that does not fit is an `InputError` naming its file and line.
+    """
     skills: dict[str, float] = {}
     topics: dict[str, float] = {}
-    with Path(path).open(newline="") as f:
-        for number, row in enumerate(csv.DictReader(f), start=2):
-            try:
-                target = skills if row["kind"] == "skill" else topics
-                target[row["id"]] = float(row["frequency"])
-            except (KeyError, ValueError) as err:
-                raise ValueError(f"{path}:{number}: expected kind,id,frequency") from err
+    rows = csv.DictReader(io.StringIO(_read_text(Path(path)), newline=""))
+    for number, row in enumerate(rows, start=2):
+        try:
+            target = skills if row["kind"] == "skill" else topics
+            target[row["id"]] = float(row["frequency"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(
+                f"{path}:{number}: expected kind,id,frequency",
+                hint="write the file with `skillmix catalog filter` (its .frequencies.csv)",
+            ) from err
     return skills, topics

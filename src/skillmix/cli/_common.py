@@ -194,23 +194,17 @@ def parse_k(values: tuple[str, ...]) -> tuple[int, ...]:
 
 def open_catalog(sources: Sequence[str]) -> Catalog:
     """The catalog of `--catalog` files (the built-in one when none are given)."""
-    from skillmix.catalog.load import BUILTIN, CatalogError, load_catalog
+    from skillmix.catalog.load import BUILTIN, load_catalog
 
-    try:
-        return load_catalog(list(sources) or [BUILTIN])
-    except CatalogError as err:
-        raise UserError(str(err)) from err
+    return load_catalog(list(sources) or [BUILTIN])
 
 
 def open_store(path: str, *, read_only: bool = False) -> Store:
     """The store at `path`. Commands that only read pass `read_only`: they never create a
     store (a mistyped --store says where it looked) and also work on read-only media."""
-    from skillmix.store import Store, StoreError
+    from skillmix.store import Store
 
-    try:
-        return Store(path, read_only=read_only)
-    except StoreError as err:
-        raise UserError(str(err)) from err
+    return Store(path, read_only=read_only)
 
 
 def progress_bars() -> StatusProgress:

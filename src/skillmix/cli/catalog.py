@@ -188,16 +188,13 @@ def catalog_filter(
         write_catalog_yaml,
         write_frequencies,
     )
-    from skillmix.models import ModelError, resolve_model
+    from skillmix.models import resolve_model
     from skillmix.runtime.calls import CallCache
     from skillmix.runtime.progress import ProgressBars
 
     cat = open_catalog(catalog_sources)
-    try:
-        texts = read_passages(corpus, passages, seed)
-        model = resolve_model(tagger)
-    except (ValueError, ModelError) as err:
-        raise UserError(str(err)) from err
+    texts = read_passages(corpus, passages, seed)
+    model = resolve_model(tagger)
     store = open_store(store_path)
     calls = CallCache(store)
     progress = progress_bars()

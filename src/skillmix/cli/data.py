@@ -137,19 +137,11 @@ def sft(
     from rich.table import Table
 
     from skillmix.data.card import holds_out, write_card
-    from skillmix.data.export import (
-        MissingDependency,
-        check_formats,
-        export_records,
-        write_rejections,
-    )
+    from skillmix.data.export import check_formats, export_records, write_rejections
     from skillmix.data.sft import DEFAULT_K, collect_sft
     from skillmix.runtime.progress import ProgressBars
 
-    try:
-        chosen = check_formats(formats)
-    except (ValueError, MissingDependency) as err:
-        raise UserError(str(err)) from err
+    chosen = check_formats(formats)
     eval_ks = parse_k((eval_k,))
     # The teacher is the run's student, on the train side of the split; k has its own default.
     prepared = prepare(
@@ -175,26 +167,23 @@ def sft(
     )
     run = run_job(engine.run(), progress, lambda: engine.calls.stats)
     print_usage(run.stats, "this invocation")
-    try:
-        result = collect_sft(
-            store,
-            run.run_id,
-            catalog,
-            keep_threshold=keep_threshold,
-            dedup_threshold=dedup_threshold,
-            eval_k=eval_ks,
-        )
-    except ValueError as err:
-        raise UserError(str(err)) from err
+    result = collect_sft(
+        store,
+        run.run_id,
+        catalog,
+        keep_threshold=keep_threshold,
+        dedup_threshold=dedup_threshold,
+        eval_k=eval_ks,
+    )
     out_dir = Path(out)
-    md, _ = write_card(result.records, result.rejected, result.card_meta, out_dir)
     try:
+        md, _ = write_card(result.records, result.rejected, result.card_meta, out_dir)
         paths = export_records(
             result.records, out_dir, chosen, description=md.read_text(encoding="utf-8")
         )
-    except (OSError, MissingDependency) as err:
-        raise UserError(str(err)) from err
-    write_rejections(result.rejected, out_dir / "rejected.jsonl")
+        write_rejections(result.rejected, out_dir / "rejected.jsonl")
+    except OSError as err:
+        raise cannot_write(out_dir, err) from err
 
     reasons = sorted(result.reasons)
     table = Table("k", "kept", *reasons, title=f"SFT data from {run.run_id}", title_justify="left")
@@ -222,6 +211,14 @@ def sft(
             highlight=False,
         )
         click.echo(result.card_meta["eval_command"])
+
+
+def cannot_write(out_dir: Path, err: OSError) -> UserError:
+    """The error for an output folder that cannot be written (the run itself is stored)."""
+    return UserError(
+        f"cannot write the data set to {out_dir}: {err.strerror or err}",
+        hint="choose another --out; re-running sends nothing again (the run is in the store)",
+    )
 
 
 def held_out_summary(split: Mapping[str, Any], shown: int = 8) -> str:
@@ -329,12 +326,10 @@ def instruct(
     """
     from pydantic import ValidationError
 
-    from skillmix.data.export import MissingDependency, parse_formats
+    from skillmix.data.export import check_formats
     from skillmix.data.instruct import InstructConfig, InstructPipeline, write_outputs
-    from skillmix.errors import InputError, validation_message
-    from skillmix.models import ModelError, load_settings, resolve_model
-    from skillmix.models.settings import SettingsError
-    from skillmix.prompts import TemplateError
+    from skillmix.errors import invalid_settings
+    from skillmix.models import load_settings, resolve_model
     from skillmix.runtime.budget import check_max_cost
     from skillmix.runtime.progress import ProgressBars
 
@@ -355,27 +350,22 @@ def instruct(
             structured=not no_structured,
             templates=templates,
         )
-        chosen = parse_formats(formats)
-        settings = load_settings(settings_file, pricing)
-        model = resolve_model(teacher, settings)
-    except ValidationError as err:
-        raise InputError(validation_message(err, "invalid settings")) from None
-    except (ValueError, SettingsError, ModelError) as err:
-        raise UserError(str(err)) from err
+    except ValidationError as err:  # the options above, checked by InstructConfig
+        raise invalid_settings(err) from None
+    chosen = check_formats(formats)  # a missing package is named before any model is asked
+    settings = load_settings(settings_file, pricing)
+    model = resolve_model(teacher, settings)
     store = open_store(store_path)
-    try:
-        pipeline = InstructPipeline(
-            store,
-            config,
-            model,
-            settings=settings,
-            max_cost=max_cost,
-            estimate=estimate,
-            workers=workers,
-        )
-        pipeline.calls.check_prices([model])
-    except (TemplateError, ModelError) as err:
-        raise UserError(str(err)) from err
+    pipeline = InstructPipeline(
+        store,
+        config,
+        model,
+        settings=settings,
+        max_cost=max_cost,
+        estimate=estimate,
+        workers=workers,
+    )
+    pipeline.calls.check_prices([model])
     if not estimate:
         err_console.print(
             f"instruct run [bold]{pipeline.run_id}[/]: teacher {escaped(teacher)}, {topics} "
@@ -391,8 +381,8 @@ def instruct(
         return
     try:
         paths = write_outputs(result, pipeline, Path(out), chosen)
-    except MissingDependency as err:
-        raise UserError(f"{err} (or choose other --formats)") from err
+    except OSError as err:
+        raise cannot_write(Path(out), err) from err
     print_usage(result.stats, "this invocation")
     ex = result.extraction
     reasons: dict[str, int] = {}

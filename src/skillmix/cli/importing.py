@@ -6,7 +6,7 @@ import json
 
 import click
 
-from skillmix.cli._common import UserError, console, store_option
+from skillmix.cli._common import console, open_store, store_option
 from skillmix.terminal import plain
 
 
@@ -54,21 +54,14 @@ def import_reference_command(
     """
     from rich.table import Table
 
-    from skillmix.errors import SkillmixError
     from skillmix.reference.importer import import_reference
     from skillmix.scoring.reference import reference_diff
-    from skillmix.store import Store
 
-    try:
-        store = Store(store_path)
-        summary = import_reference(
-            store, directory, catalog_sources=catalog_sources, naming_penalty_on=naming_penalty
-        )
-        diffs = {r.run_id: reference_diff(store, r.run_id) for r in summary.runs}
-    except SkillmixError:
-        raise  # `main` prints it, with its hint
-    except ValueError as err:
-        raise UserError(str(err)) from err
+    store = open_store(store_path)
+    summary = import_reference(
+        store, directory, catalog_sources=catalog_sources, naming_penalty_on=naming_penalty
+    )
+    diffs = {r.run_id: reference_diff(store, r.run_id) for r in summary.runs}
     if as_json:
         body = summary.to_dict()
         for run in body["runs"]:

@@ -22,7 +22,6 @@ from skillmix.cli._common import (
     settings_options,
     store_option,
 )
-from skillmix.errors import SkillmixError
 from skillmix.terminal import escaped, plain
 
 if TYPE_CHECKING:
@@ -69,21 +68,13 @@ def report(
     points and ours disagree (per criterion, by cause, examples) and both sides' metrics.
     """
     from skillmix.models import load_settings
-    from skillmix.models.settings import SettingsError
     from skillmix.report import build_report, render_report, write_report
-    from skillmix.store import StoreError
 
     store = open_store(store_path, read_only=True)
-    try:
-        settings = load_settings(settings_file, pricing)
-        rep = build_report(
-            store,
-            run_id or _latest_run(store),
-            cast("Aggregation", aggregation),
-            settings=settings,
-        )
-    except (StoreError, SettingsError) as err:
-        raise UserError(str(err)) from err
+    settings = load_settings(settings_file, pricing)
+    rep = build_report(
+        store, run_id or _latest_run(store), cast("Aggregation", aggregation), settings=settings
+    )
     paths = write_report(rep, Path(out) / rep.run_id, store)
     if html_path:
         Path(html_path).parent.mkdir(parents=True, exist_ok=True)
@@ -133,15 +124,9 @@ def show(item_id: str, run_id: str | None, store_path: str) -> None:
     and report.html in the report folder list them all.
     """
     from skillmix.report.item import render_item
-    from skillmix.store import StoreError
 
     store = open_store(store_path, read_only=True)
-    try:
-        render_item(store, item_id, run_id, console)
-    except KeyError as err:  # its str() is the repr of its message
-        raise UserError(str(err.args[0]) if err.args else str(err)) from err
-    except StoreError as err:
-        raise UserError(str(err)) from err
+    render_item(store, item_id, run_id, console)
 
 
 @click.command()
@@ -161,22 +146,13 @@ def export(run_ids: tuple[str, ...], store_path: str, out_path: str, fmt: str | 
     or a carriage return gets a leading ' so spreadsheets show it instead of running it.
     """
     from skillmix.export import export_format, export_run
-    from skillmix.store import StoreError
 
-    try:
-        export_format(out_path, fmt)  # a wrong format is named before the store is looked for
-    except ValueError as err:
-        raise UserError(str(err)) from err
+    export_format(out_path, fmt)  # a wrong format is named before the store is looked for
     store = open_store(store_path, read_only=True)
-    try:
-        ids = [store.get_run(r)["id"] for r in run_ids] or [r["id"] for r in store.list_runs()]
-        if not ids:
-            raise UserError(f"no runs in {store.path}: nothing to export", hint=NO_RUNS_HINT)
-        n = export_run(store, ids, out_path, fmt)
-    except SkillmixError:
-        raise
-    except (StoreError, ValueError) as err:
-        raise UserError(str(err)) from err
+    ids = [store.get_run(r)["id"] for r in run_ids] or [r["id"] for r in store.list_runs()]
+    if not ids:
+        raise UserError(f"no runs in {store.path}: nothing to export", hint=NO_RUNS_HINT)
+    n = export_run(store, ids, out_path, fmt)
     console.print(
         f"wrote {n:,} rows from {len(ids)} run(s) to {escaped(out_path)}", highlight=False
     )
@@ -184,20 +160,19 @@ def export(run_ids: tuple[str, ...], store_path: str, out_path: str, fmt: str | 
 
 def _open(store_path: str, run_ids: Sequence[str], *, need: int = 1) -> tuple[Store, list[str]]:
     """The store and the run ids asked for (all runs when none are given), checked."""
-    from skillmix.store import Store, StoreError
-
-    try:
-        store = Store(store_path, read_only=True)
-        if not run_ids:
-            run_ids = [r["id"] for r in store.list_runs()]
-        ids = [store.get_run(rid)["id"] for rid in run_ids]
-    except StoreError as err:
-        raise UserError(str(err)) from err
+    store = open_store(store_path, read_only=True)
+    if not run_ids:
+        run_ids = [r["id"] for r in store.list_runs()]
+    ids = [store.get_run(rid)["id"] for rid in run_ids]
     if len(ids) < need:
         raise UserError(
             f"{store.path} holds {len(ids)} run(s), {need} needed; start one with `skillmix run`"
         )
-    return store, list(dict.fromkeys(ids))
+    unique = list(dict.fromkeys(ids))
+    if len(unique) < need:
+        given = ", ".join(run_ids)
+        raise UserError(f"the runs given ({given}) are all {unique[0]}: give {need} different runs")
+    return store, unique
 
 
 def _fmt(iv: Interval) -> str:
@@ -227,18 +202,12 @@ def html(
     The file opens from disk with no network access: plots, leaderboard, warnings and
     every item with both turns and every verdict. No model is called.
     """
-    from skillmix.models.settings import SettingsError, load_settings
+    from skillmix.models.settings import load_settings
     from skillmix.report.html import render_html
-    from skillmix.store import StoreError
 
     store, ids = _open(store_path, run_ids)
-    try:
-        settings = load_settings(settings_file, pricing)
-        path = render_html(
-            store, ids, out_path, cast("Aggregation", aggregation), settings=settings
-        )
-    except (StoreError, SettingsError, OSError) as err:
-        raise UserError(str(err)) from err
+    settings = load_settings(settings_file, pricing)
+    path = render_html(store, ids, out_path, cast("Aggregation", aggregation), settings=settings)
     console.print(
         f"wrote {escaped(path)} ({path.stat().st_size / 1e6:.2f} MB, {len(ids)} run(s))",
         highlight=False,
@@ -263,13 +232,9 @@ def leaderboard(run_ids: tuple[str, ...], store_path: str, aggregation: str, as_
     from skillmix.report.layout import Column, print_records
     from skillmix.report.names import ModelNames
     from skillmix.scoring.metrics import METRICS
-    from skillmix.store import StoreError
 
     store, ids = _open(store_path, run_ids)
-    try:
-        board = build_leaderboard(store, ids, cast("Aggregation", aggregation))
-    except StoreError as err:
-        raise UserError(str(err)) from err
+    board = build_leaderboard(store, ids, cast("Aggregation", aggregation))
     if as_json:
         click.echo(json.dumps(board.to_dict(), indent=2))
         return
@@ -333,17 +298,13 @@ def compare(
     """
     from rich.panel import Panel
 
-    from skillmix.report.compare import CompareError, comparability_problems, paired_comparison
+    from skillmix.report.compare import comparability_problems, paired_comparison
     from skillmix.report.layout import Column, print_records
     from skillmix.report.names import ModelNames
-    from skillmix.store import StoreError
 
     store, (id_a, id_b) = _open(store_path, (run_a, run_b), need=2)
-    try:
-        rows = paired_comparison(store, id_a, id_b, judge, cast("Aggregation", aggregation))
-        problems = comparability_problems([store.get_run(id_a), store.get_run(id_b)])
-    except (CompareError, StoreError) as err:
-        raise UserError(str(err)) from err
+    rows = paired_comparison(store, id_a, id_b, judge, cast("Aggregation", aggregation))
+    problems = comparability_problems([store.get_run(id_a), store.get_run(id_b)])
     if as_json:
         payload = {
             "run_a": id_a,

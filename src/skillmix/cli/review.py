@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from skillmix.cli._common import UserError, store_option
+from skillmix.cli._common import store_option
 
 # Also skillmix.review.server.TOKEN_ENV; that module loads aiohttp, so not for --help.
 TOKEN_ENV = "SKILLMIX_REVIEW_TOKEN"
@@ -51,34 +51,31 @@ def review(
     the machine can read command lines in `ps`.
     """
     from skillmix.review.server import ReviewError, check_binding, generate_token, serve
-    from skillmix.store import Store, StoreError
+    from skillmix.store import Store
 
     if token_argument is not None:
         raise click.UsageError(
             f"--token would show the secret to every user of this machine in `ps`; "
             f"set {TOKEN_ENV} or pass --token-file instead"
         )
+    given = review_token(token_file)
+    token = generate_token() if given is None else given
+    check_binding(host, token)
+    if not Path(store_path).is_file():
+        raise ReviewError(f"no run store at {store_path}; pass --store or run `skillmix run`")
+    store = Store(store_path)
     try:
-        given = review_token(token_file)
-        token = generate_token() if given is None else given
-        check_binding(host, token)
-        if not Path(store_path).is_file():
-            raise ReviewError(f"no run store at {store_path}; pass --store or run `skillmix run`")
-        store = Store(store_path)
-        try:
-            runs = store.list_runs()
-            if run_id is None and not runs:
-                raise ReviewError(f"no runs in {store_path}; start one with `skillmix run`")
-            run_id = str(store.get_run(run_id)["id"]) if run_id else str(runs[-1]["id"])
-        finally:
-            store.close()
+        runs = store.list_runs()
+        if run_id is None and not runs:
+            raise ReviewError(f"no runs in {store_path}; start one with `skillmix run`")
+        run_id = str(store.get_run(run_id)["id"]) if run_id else str(runs[-1]["id"])
+    finally:
+        store.close()
 
-        def announce(url: str) -> None:
-            click.echo(f"reviewing {run_id}: open {url}  (Ctrl+C to stop)")
+    def announce(url: str) -> None:
+        click.echo(f"reviewing {run_id}: open {url}  (Ctrl+C to stop)")
 
-        serve(store_path, run_id, host=host, port=port, token=token, announce=announce)
-    except (ReviewError, StoreError) as err:
-        raise UserError(str(err)) from err
+    serve(store_path, run_id, host=host, port=port, token=token, announce=announce)
 
 
 def review_token(token_file: Path | None) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from skillmix.data.dedup import Rejection
 from skillmix.data.records import DataRecord
-from skillmix.errors import SkillmixError
+from skillmix.errors import InputError, SkillmixError
 
 FORMATS = ("jsonl", "parquet", "hf")
 FILE_NAMES = {"jsonl": "records.jsonl", "parquet": "records.parquet", "hf": "hf"}
@@ -36,16 +36,20 @@ def _require(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError as err:
         raise MissingDependency(
-            f"writing this format needs the '{module.split('.')[0]}' package: {INSTALL_HINT}"
+            f"writing this format needs the '{module.split('.')[0]}' package",
+            hint=f"{INSTALL_HINT}, or choose other --formats (jsonl needs no extra package)",
         ) from err
 
 
 def parse_formats(value: str | Sequence[str]) -> tuple[str, ...]:
-    """'jsonl,parquet' or ["jsonl", "hf"] -> validated format names, in order, no repeats."""
+    """'jsonl,parquet' or ["jsonl", "hf"] -> validated format names, in order, no repeats.
+
+    Raises `InputError` naming the unknown ones.
+    """
     parts = value.replace(",", " ").split() if isinstance(value, str) else list(value)
     unknown = [p for p in parts if p not in FORMATS]
     if unknown or not parts:
-        raise ValueError(
+        raise InputError(
             f"unknown export format(s) {unknown or parts}: choose from {', '.join(FORMATS)}"
         )
     return tuple(dict.fromkeys(parts))

@@ -32,6 +32,7 @@ from skillmix.config import RunConfig, SplitConfig
 from skillmix.data.card import CardMeta, SplitFacts, embedded_warnings, usage_counts
 from skillmix.data.dedup import Rejection, dedup_method, dedupe
 from skillmix.data.records import DataRecord
+from skillmix.errors import InputError
 from skillmix.models import Model
 from skillmix.models.settings import Settings
 from skillmix.prompts.rubric import max_sentences
@@ -40,7 +41,7 @@ from skillmix.runtime.pool import derive_seed
 from skillmix.runtime.progress import Progress
 from skillmix.scoring.metrics import METRICS
 from skillmix.scoring.results import GenerationScore, score_run
-from skillmix.store import GenerationRow, ItemRow, RunRow, Store
+from skillmix.store import GenerationRow, ItemRow, RunRow, Store, StoreError
 
 PIPELINE = "skillmix-sft"
 DEFAULT_K = (1, 2, 3)
@@ -144,7 +145,7 @@ def sft_engine(
 ) -> Engine:
     """The Engine of an SFT job (run it, then `collect_sft`); refuses the held-out side."""
     if config.split is not None and config.split.part != "train":
-        raise ValueError(
+        raise InputError(
             "SFT data is written on the train side of the split only: set split.part='train'"
         )
     return Engine(
@@ -236,17 +237,22 @@ def collect_sft(
     """Build the data set from a finished run in the store (no model is called).
 
     Calling it again with another keep or dedup threshold re-filters the same texts.
+    An `InputError` says why a run cannot give SFT data: not finished, on the held-out
+    side, or made from another catalog than `catalog`.
     """
     if not 0.0 <= keep_threshold <= 1.0:
-        raise ValueError(f"the keep threshold must be in [0, 1], got {keep_threshold}")
+        raise InputError(f"the keep threshold must be in [0, 1], got {keep_threshold}")
     run = store.get_run(run_id)
     run_id = run["id"]
     config = RunConfig(**run["config"])
     if config.split is not None and config.split.part != "train":
-        raise ValueError(f"run {run_id} evaluates the held-out side: it is not SFT data")
+        raise InputError(
+            f"run {run_id} evaluates the held-out side: it is not SFT data",
+            hint="SFT data comes from a run on the train side (`skillmix data sft`)",
+        )
     train = apply_split(catalog, config.split)
     if train.content_hash != run["catalog_hash"]:
-        raise ValueError(
+        raise InputError(
             f"run {run_id} used catalog {run['catalog_hash'][:12]}, but the catalog given "
             f"splits to {train.short_hash}: pass the catalog the run was made from"
         )
@@ -303,7 +309,7 @@ def collect_sft(
             else:
                 rejected.append(Rejection(record, *verdict))
     if missing:
-        raise ValueError(
+        raise InputError(
             f"run {run_id} is not finished ({missing} generation(s) not yet generated or "
             "graded): run the same job again to resume it"
         )
@@ -355,7 +361,7 @@ def _record(
     elif templates.version_id == shared["template_version"]:
         task = sft_prompt(templates, item["skill_ids"], catalog, item["topic_id"])
     else:
-        raise ValueError(
+        raise StoreError(
             f"the teacher's prompt for {item['item_id']} is no longer in the store and the "
             f"templates changed since ({shared['template_version']} -> "
             f"{templates.version_id}): the record cannot be rebuilt faithfully"

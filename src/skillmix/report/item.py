@@ -6,12 +6,15 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
+from skillmix.errors import InputError
 from skillmix.prompts.rubric import build_rubric
 from skillmix.report.build import NOT_GRADED
 from skillmix.report.names import display_model
 from skillmix.scoring.results import score_run
-from skillmix.store import Store, StoreError
+from skillmix.store import Store
 from skillmix.terminal import escaped, plain
+
+ITEM_IDS_HINT = "`skillmix report RUN` shows some item ids; items.csv in its folder lists all"
 
 
 def _find_run(store: Store, item_id: str, run_id: str | None) -> str:
@@ -20,16 +23,20 @@ def _find_run(store: Store, item_id: str, run_id: str | None) -> str:
     for run in reversed(store.list_runs()):
         if any(i["item_id"] == item_id for i in store.items(run["id"])):
             return str(run["id"])
-    raise StoreError(f"no run in {store.path} holds item '{item_id}'")
+    raise InputError(f"no run in {store.path} holds item '{item_id}'", hint=ITEM_IDS_HINT)
 
 
 def render_item(store: Store, item_id: str, run_id: str | None, console: Console) -> None:
+    """Print everything about one item of a run (the latest run holding it by default).
+
+    An unknown run is a `StoreError`, an item no run (or not `run_id`) holds an `InputError`.
+    """
     run_id = _find_run(store, item_id, run_id)
     scores = score_run(store, run_id)
     catalog = scores.catalog
     items = {i["item_id"]: i for i in store.items(run_id)}
     if item_id not in items:
-        raise StoreError(f"item '{item_id}' is not in run {run_id}")
+        raise InputError(f"item '{item_id}' is not in run {run_id}", hint=ITEM_IDS_HINT)
     item = items[item_id]
     skills = [catalog.skill(s) for s in item["skill_ids"]]
     topic = catalog.topic(item["topic_id"])

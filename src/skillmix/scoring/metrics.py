@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from skillmix.config import AGGREGATIONS, Aggregation
+from skillmix.errors import InputError
 
 Verdicts = Mapping[str, float]  # one grading round: criterion -> share earned, in [0, 1]
 Decided = Mapping[str, int]  # criterion -> 0/1 after the vote
@@ -83,7 +84,7 @@ def aggregate_generations(
         return Scores(*(sum(v) / n for v in zip(*(g.as_tuple() for g in scored), strict=True)))
     if rule == "best":
         return max(scored, key=lambda g: g.as_tuple())
-    raise ValueError(f"unknown aggregation rule '{rule}' (use one of {AGGREGATIONS})")
+    raise InputError(f"unknown aggregation rule '{rule}': use one of {', '.join(AGGREGATIONS)}")
 
 
 @dataclass(frozen=True)

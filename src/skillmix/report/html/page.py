@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from skillmix.errors import InputError
 from skillmix.models.settings import Settings
 from skillmix.report.build import Report, build_report
 from skillmix.report.html.view import page_view
@@ -55,11 +56,18 @@ def render_html(
 
 
 def write_page(store: Store, reports: Sequence[Report], path: str | Path) -> Path:
-    """Write the page of already built reports to `path` (its folder is made); return it."""
+    """Write the page of already built reports to `path` (its folder is made); return it.
+
+    A path that cannot be written is an `InputError` that names it.
+    """
     out = Path(path)
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_page(store, reports), encoding="utf-8")
+    page = build_page(store, reports)
+    try:
+        if out.parent and not out.parent.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page, encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"cannot write {out}: {err.strerror or err}") from err
     return out
 
 
