@@ -1,9 +1,11 @@
 """Single-slot models: one thread for llama.cpp, and calls that share a prefix run together.
 
-The embedded model calls llama.cpp from one thread only (another thread per call makes
-OpenMP run several teams on the same cores), in the order requests arrive, and a request's
-answer does not depend on that order. The engine keeps a model that answers one request at
-a time to one unit for the calls that share a prompt prefix, so its prompt cache is reused.
+The embedded model calls llama.cpp from one thread only (a thread per call makes OpenMP
+run several teams on the same cores), first come first served. An answer can depend on
+the prompt llama.cpp cached from the call before, so the same calls in the same order
+must give the same answers however they were submitted. The engine keeps a model that
+answers one request at a time to one unit for the calls that share a prompt prefix, so
+that its prompt cache is reused.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ def request(topic: str, seed: int) -> ChatRequest:
 
 
 @pytest.mark.embedded
-def test_every_embedded_call_runs_on_one_thread_and_order_does_not_change_answers(
+def test_every_embedded_call_runs_on_one_thread_first_come_first_served(
     monkeypatch: pytest.MonkeyPatch,
 ):
     if (
@@ -43,7 +46,7 @@ def test_every_embedded_call_runs_on_one_thread_and_order_does_not_change_answer
 
     from skillmix.models import embedded
 
-    seen: list[tuple[str, int]] = []  # (what, thread) for the load and each call
+    seen: list[tuple[str, int]] = []  # (what, thread) for each load and each call
 
     class RecordingLlama(llama_cpp.Llama):  # the real model, telling which thread calls it
         def __init__(self, *args: Any, **kwargs: Any):
@@ -55,7 +58,6 @@ def test_every_embedded_call_runs_on_one_thread_and_order_does_not_change_answer
             return super().create_chat_completion(*args, **kwargs)
 
     monkeypatch.setattr(llama_cpp, "Llama", RecordingLlama)
-    monkeypatch.setattr(embedded, "_CACHE", {})  # load afresh, through RecordingLlama
     student, judge = embedded.EmbeddedModel(), embedded.EmbeddedModel()
     requests = [
         (student, request("rain", 1)),
@@ -63,22 +65,29 @@ def test_every_embedded_call_runs_on_one_thread_and_order_does_not_change_answer
         (student, request("tea", 3)),
     ]
 
-    async def together(order: list[int]) -> dict[int, str]:
-        answers = await asyncio.gather(*(requests[i][0].complete(requests[i][1]) for i in order))
-        return {i: answer.text for i, answer in zip(order, answers, strict=True)}
+    async def one_by_one() -> list[str]:
+        return [(await model.complete(r)).text for model, r in requests]
 
-    try:
-        # Two event loops, as two commands in one process; the second in reverse order.
-        forward = asyncio.run(together([0, 1, 2]))
-        backward = asyncio.run(together([2, 1, 0]))
-    finally:
-        for llm in embedded._CACHE.values():
-            llm.close()
+    async def together() -> list[str]:
+        answers = await asyncio.gather(*(model.complete(r) for model, r in requests))
+        return [answer.text for answer in answers]
 
-    assert [what for what, _ in seen] == ["load"] + ["call"] * 6
+    def fresh_model(run: Callable[[], Awaitable[list[str]]]) -> list[str]:
+        """`run` in its own event loop, on a model loaded afresh (nothing cached)."""
+        monkeypatch.setattr(embedded, "_CACHE", {})
+        try:
+            return asyncio.run(run())
+        finally:
+            for llm in embedded._CACHE.values():
+                llm.close()
+
+    awaited = fresh_model(one_by_one)
+    gathered = fresh_model(together)  # two model objects, three requests at once
+
+    assert [what for what, _ in seen] == ["load", "call", "call", "call"] * 2
     threads = {thread for _, thread in seen}
     assert len(threads) == 1 and threading.get_ident() not in threads
-    assert forward == backward and all(forward.values())
+    assert gathered == awaited and all(awaited)
 
 
 # --- the order of a single-slot model's calls -------------------------------------------------

@@ -8,8 +8,14 @@ Every call into llama.cpp, loading included, runs on one thread that this module
 thread-safe, and one thread is also what keeps it fast: llama-cpp-python builds that use
 OpenMP give each calling thread its own team of worker threads, so calls landing on
 different threads (as with `asyncio.to_thread`) run several teams on the same cores and
-generation slows by half again (13.5 against 8.4 ms a token on two cores). The order of
-requests does not change answers: each call sets its own sampling seed.
+generation slows by half again (13.5 against 8.4 ms a token on two cores).
+
+Each call sets its own sampling seed, but an answer can still depend on the call before
+it: llama.cpp keeps the previous prompt's evaluated prefix and reuses it (the engine runs
+calls that share a prefix back to back for this), and a prefix evaluated in other batches
+differs in the last bits, enough to change a sampled token now and then. So the order is
+kept deterministic (one thread, first come first served): the same run gives the same
+answers, while a run resumed midway may draw differently at the calls not yet answered.
 """
 
 from __future__ import annotations
