@@ -55,6 +55,7 @@ def test_readme_commands_exist():
             if isinstance(command, click.Group) and rest and not rest[0].startswith("-"):
                 raise AssertionError(f"{where}: '{rest[0]}' is not a command of {path}")
             options = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+            options |= set(command.get_help_option_names(click.Context(command)))
             for word in rest:
                 if word.startswith("--"):
                     name = word.split("=")[0]
