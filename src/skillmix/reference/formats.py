@@ -81,8 +81,8 @@ class Turn:
 
 
 @dataclass(frozen=True)
-class GenerationRow:
-    """One item of a student's records.csv."""
+class _Row:
+    """Where a row of records.csv is, and the item it describes."""
 
     file: str
     line: int
@@ -90,6 +90,12 @@ class GenerationRow:
     skills: tuple[str, ...]
     topic: str
     system: str
+
+
+@dataclass(frozen=True)
+class GenerationRow(_Row):
+    """One item of a student's records.csv."""
+
     turns: tuple[Turn, ...]
     cells: dict[str, str] = field(repr=False)
 
@@ -103,15 +109,9 @@ class GenerationRow:
 
 
 @dataclass(frozen=True)
-class GradingRow:
+class GradingRow(_Row):
     """One item of a grading folder's records.csv."""
 
-    file: str
-    line: int
-    k: int
-    skills: tuple[str, ...]
-    topic: str
-    system: str
     prompt: str  # the grading prompt (user_0)
     reply: str  # the judge's text (assistant_0)
     points_cell: str  # points_0 exactly as written
