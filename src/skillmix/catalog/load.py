@@ -29,6 +29,7 @@ import yaml
 
 from skillmix.catalog.model import Catalog, Skill, Topic, slug
 from skillmix.errors import InputError
+from skillmix.userfiles import YAML_LOADER
 
 SKILL_FIELDS = ("id", "name", "category", "definition", "example", "aliases")
 TOPIC_FIELDS = ("id", "name", "category")
@@ -161,7 +162,7 @@ def validate_catalog(sources: Sequence[str | Path]) -> list[Problem]:
 
 def _parse_yaml(text: str, file: str) -> tuple[list[_Record], list[Problem], str]:
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=YAML_LOADER)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0

@@ -11,6 +11,7 @@ item's identity (`skill_ids`, `id`) stays in catalog order, so shuffling changes
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
@@ -44,8 +45,9 @@ class Item:
         if self.presented and sorted(self.presented) != sorted(self.skill_ids):
             raise ValueError(f"{self.presented} is not an order of the skills {self.skill_ids}")
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
+        # Cached: the engine, the store and the report ask for it many times per item.
         blob = f"{self.k}|{','.join(self.skill_ids)}|{self.topic_id}"
         return f"k{self.k}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 

@@ -157,6 +157,12 @@ def run_options(func: F) -> F:
             "--no-structured", is_flag=True, help="Never ask judges for structured output."
         ),
         click.option(
+            "--rubric-order",
+            type=click.Choice(["fixed", "shuffled"]),
+            help="fixed (default) or shuffled: each grading round lists the criteria in its "
+            "own seeded order, so `skillmix audit` can test for rubric-order bias.",
+        ),
+        click.option(
             "--split",
             "split_part",
             type=click.Choice(["train", "held-out"]),
@@ -243,6 +249,7 @@ def run_flags(opts: Mapping[str, Any]) -> dict[str, Any]:
         "judge_max_tokens": opts.get("judge_max_tokens"),
         "no_naming_penalty": opts.get("no_naming_penalty") or None,
         "no_structured": opts.get("no_structured") or None,
+        "rubric_order": opts.get("rubric_order"),
         "split": opts.get("split_part"),
         "held_out_skills": opts.get("held_out_skills"),
         "held_out_topics": opts.get("held_out_topics"),
@@ -284,13 +291,12 @@ def run_job(
     `RunError` (a model stopped the job) is printed by `main` like every `SkillmixError`;
     in every case what was answered is already in the store.
     """
-    import asyncio
-
+    from skillmix.runtime.loop import run as run_async
     from skillmix.runtime.pool import BudgetReached
 
     try:
         with progress:
-            return asyncio.run(job)
+            return run_async(job)
     except BudgetReached as err:
         print_usage(stats(), "this invocation")
         err_console.print(f"[yellow]paused[/]: {escaped(err)}", highlight=False)
@@ -373,10 +379,10 @@ def print_estimate(
 
 def print_run_estimate(prepared: PreparedRun) -> None:
     """Walk a run prepared in estimate mode and print what it would send and cost."""
-    import asyncio
+    from skillmix.runtime.loop import run as run_async
 
     engine = prepared.engine
-    result = asyncio.run(engine.run())
+    result = run_async(engine.run())
     roles = {"student": [engine.student], "judge": list(engine.judges)}
     print_estimate(result.stats, f"estimate for {engine.run_id}", roles, engine.calls)
     unpriced = {

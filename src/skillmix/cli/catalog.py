@@ -177,8 +177,6 @@ def catalog_filter(
     store_path: str,
 ) -> None:
     """Drop skills that are common in a corpus sample (as the published method did)."""
-    import asyncio
-
     from rich.table import Table
 
     from skillmix.analytics.frequency import (
@@ -190,6 +188,7 @@ def catalog_filter(
     )
     from skillmix.models import resolve_model
     from skillmix.runtime.calls import CallCache
+    from skillmix.runtime.loop import run as run_async
     from skillmix.runtime.progress import ProgressBars
 
     cat = open_catalog(catalog_sources)
@@ -214,7 +213,7 @@ def catalog_filter(
             await model.aclose()
 
     with progress:
-        result = asyncio.run(go())
+        result = run_async(go())
     filtered = drop_common(cat, result.frequencies, threshold)
     write_catalog_yaml(filtered, out_path)
     freq_path = Path(out_path).with_suffix(".frequencies.csv")

@@ -15,7 +15,6 @@ their skills and meet the other three criteria; 0 keeps every scored, non-empty 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
@@ -37,6 +36,7 @@ from skillmix.models import Model
 from skillmix.models.settings import Settings
 from skillmix.prompts.rubric import max_sentences
 from skillmix.protocol.engine import Engine, RunResult, apply_split
+from skillmix.runtime.loop import run as run_async
 from skillmix.runtime.pool import derive_seed
 from skillmix.runtime.progress import Progress
 from skillmix.scoring.metrics import METRICS
@@ -197,7 +197,7 @@ def build_sft(
         max_cost=max_cost,
         workers=workers,
     )
-    run = asyncio.run(engine.run())
+    run = run_async(engine.run())
     result = collect_sft(
         store,
         run.run_id,

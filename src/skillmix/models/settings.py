@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from skillmix.errors import InputError, ModelError, validation_message
-from skillmix.userfiles import read_user_table
+from skillmix.userfiles import YAML_LOADER, read_user_table
 
 CONFIG_ENV = "SKILLMIX_CONFIG"
 DEFAULT_CONFIG = "skillmix.toml"
@@ -205,7 +205,7 @@ def runs_locally(spec: str, settings: Settings | None = None) -> bool:
 @cache
 def _builtin_prices() -> dict[str, Price]:
     text = resources.files("skillmix.models").joinpath("pricing.yaml").read_text()
-    return {name: Price(**value) for name, value in yaml.safe_load(text).items()}
+    return {name: Price(**value) for name, value in yaml.load(text, Loader=YAML_LOADER).items()}
 
 
 def load_settings(path: str | Path | None = None, pricing: str | Path | None = None) -> Settings:

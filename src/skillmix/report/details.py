@@ -21,6 +21,14 @@ def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
         grades.setdefault((g["item_id"], g["gen_round"]), []).append(g)
     decided = {(r.item_id, g.gen_round, r.judge): g for r in scores.items for g in r.generations}
     judge_names = scores.judges  # a property that walks every item: once, not per item
+    texts = store.call_texts(run_id)
+
+    def call_text(key: str) -> tuple[str, str] | None:
+        if key in texts:
+            return texts[key]
+        call = store.get_call(key)
+        return None if call is None else (call.messages[-1]["content"], call.response)
+
     records = []
     for item in store.items(run_id):
         skills = [catalog.skill(s) for s in item["skill_ids"]]
@@ -32,16 +40,16 @@ def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
                 continue
             turns = []
             for key in (gen["turn1_key"], gen["turn2_key"]):
-                call = store.get_call(key)
-                if call is not None:
-                    turns.append({"prompt": call.messages[-1]["content"], "reply": call.response})
+                text = call_text(key)
+                if text is not None:
+                    turns.append({"prompt": text[0], "reply": text[1]})
             judges = []
             for judge in judge_names:
                 rounds = []
                 for g in grades.get((item["item_id"], gen_round), []):
                     if g["judge"] != judge:
                         continue
-                    texts = [store.get_call(k) for k in g["call_keys"]]
+                    replies = [t[1] for k in g["call_keys"] if (t := call_text(k)) is not None]
                     rounds.append(
                         {
                             "round": g["grade_round"],
@@ -49,7 +57,7 @@ def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
                             "method": g["method"],
                             "verdicts": g["verdicts"],
                             "reason": g["reason"],
-                            "raw": [c.response for c in texts if c is not None],
+                            "raw": replies,
                         }
                     )
                 result = decided.get((item["item_id"], gen_round, judge))

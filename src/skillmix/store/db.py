@@ -524,6 +524,23 @@ class Store:
         row = self.db.execute("SELECT * FROM calls WHERE key = ?", (key,)).fetchone()
         return None if row is None else _call_record(row)
 
+    def call_texts(self, run_id: str) -> dict[str, tuple[str, str]]:
+        """Key -> (the last message's text, the response) of every call the run used.
+
+        One query for the whole run (a report shows the prompt and reply of every item), with
+        the last message picked out by SQLite rather than decoding each conversation here. A
+        call the run used without a `run_calls` row is not in it: read it with `get_call`.
+        """
+        rows = self.db.execute(
+            "SELECT c.key, json_extract(c.messages, '$[#-1].content'), c.response "
+            "FROM run_calls rc JOIN calls c ON c.key = rc.key WHERE rc.run_id = ?",
+            (run_id,),
+        )
+        texts = {key: (prompt or "", response) for key, prompt, response in rows}
+        for key, record in self._pending_calls.items():
+            texts.setdefault(key, (record.messages[-1]["content"], record.response))
+        return texts
+
     def put_call(self, record: CallRecord) -> None:
         """Store a model call; the first answer stored for a key is the one that counts."""
         self._pending_calls[record.key] = record

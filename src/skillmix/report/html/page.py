@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Sequence
 from functools import cache
 from importlib import metadata, resources
@@ -19,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import orjson
 from markupsafe import Markup
 
 from skillmix.errors import InputError
 from skillmix.models.settings import Settings
 from skillmix.report.build import Report, build_report
 from skillmix.report.html.view import page_view
-from skillmix.report.jsonsafe import finite
 from skillmix.scoring.metrics import Aggregation
 from skillmix.store import Store
 
@@ -110,10 +109,18 @@ def asset(name: str) -> str:
     return "\n" + text
 
 
+def _plain(value: Any) -> Any:
+    """What orjson cannot write itself: numpy scalars, as the Python numbers they hold."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
 def script_json(data: Any) -> Markup:
     """JSON that is safe inside <script type="application/json">: nothing in it can end
-    the tag or start a comment, whatever the models wrote."""
-    text = json.dumps(finite(data), ensure_ascii=False, separators=(",", ":"))
+    the tag or start a comment, whatever the models wrote. NaN and infinities are written
+    as null (JSON has no NaN; browsers refuse a bare `NaN`), by orjson itself."""
+    text = orjson.dumps(data, default=_plain, option=orjson.OPT_NON_STR_KEYS).decode()
     for raw, escaped in (
         ("<", "\\u003c"),
         (">", "\\u003e"),
