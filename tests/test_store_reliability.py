@@ -652,3 +652,24 @@ def test_a_torn_side_file_line_costs_only_itself(tmp_path: Path):
     writes, unreadable = read_writes(path)
     assert [params[1] for _, params in writes] == ["k1", "k2"]
     assert unreadable == 2
+
+
+def test_records_round_trip_and_replace(tmp_path):
+    """Pipelines' JSON records: stored by run, kind and key; a second put replaces."""
+    from skillmix.store import Store
+
+    path = tmp_path / "r.sqlite"
+    store = Store(path)
+    store.put_record("run-a", "math.label", "q2", {"skill": "algebra", "n": 1})
+    store.put_record("run-a", "math.label", "q1", {"skill": "geometry"})
+    store.put_record("run-a", "math.answer", "q1", {"correct": True})
+    store.put_record("run-b", "math.label", "q1", {"skill": "other"})
+    store.put_record("run-a", "math.label", "q2", {"skill": "counting", "n": 2})
+    store.close()
+    reopened = Store(path)
+    assert reopened.records("run-a", "math.label") == {
+        "q1": {"skill": "geometry"},
+        "q2": {"skill": "counting", "n": 2},
+    }
+    assert reopened.records("run-a", "math.answer") == {"q1": {"correct": True}}
+    assert reopened.records("run-c", "math.label") == {}

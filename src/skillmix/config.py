@@ -30,6 +30,9 @@ AGGREGATIONS: tuple[Aggregation, ...] = ("max", "mean", "best")
 DEFAULT_MAX_TOKENS = 512
 ProtocolName = Literal["skillmix", "paper"]
 PROTOCOLS: tuple[ProtocolName, ...] = ("skillmix", "paper")
+# How grading prompts order the rubric (see protocol.rubric_order).
+RubricOrder = Literal["fixed", "shuffled"]
+RUBRIC_ORDERS: tuple[RubricOrder, ...] = ("fixed", "shuffled")
 # Written by the engine next to a run's stored config: what the models really ran at.
 # It is a record, not a setting, so reading a stored config back drops it.
 RECORDED_KEY = "effective_decoding"
@@ -69,6 +72,17 @@ class SplitConfig(BaseModel):
     seed: int = Field(0, description="seed of the split")
 
 
+class SpreadTag(BaseModel):
+    """Marks a run as one format variant of a `skillmix spread` (see `protocol.spread`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group: str = Field(description="the spread's id, shared by all its runs")
+    index: int = Field(ge=0, description="the variant's place in the spread (0: the base set)")
+    variant: str = Field(description="the variant's id: its non-base format choices, or base")
+    choices: dict[str, str] = Field(description="every format dimension -> its option")
+
+
 class RunConfig(BaseModel):
     """Everything that determines a run's results. Its hash is the run id."""
 
@@ -100,9 +114,17 @@ class RunConfig(BaseModel):
     judge_decoding: Decoding = Field(Decoding(), description="the judges' decoding")
     structured: bool = Field(True, description="ask judges for structured output where possible")
     parse_attempts: int = Field(3, ge=1, description="tries per grading round before unparsed")
+    rubric_order: RubricOrder = Field(
+        "fixed",
+        description="the order grading prompts list the criteria in: fixed, or shuffled "
+        "(seeded, per grading round; for the audit's rubric-order check)",
+    )
     naming_penalty: bool = Field(True, description="zero the skills named in the text")
     split: SplitConfig | None = Field(
         None, description="evaluate on one side of a train/held-out split"
+    )
+    spread: SpreadTag | None = Field(
+        None, description="set by `skillmix spread`: the spread and format variant of this run"
     )
 
     @model_validator(mode="before")
@@ -139,9 +161,13 @@ class RunConfig(BaseModel):
         """Same config, catalog content and templates: same run (so re-running resumes).
 
         Catalog and templates count by content (hash), not by where they were read from.
+        Settings added later count only when they differ from their default, so the runs
+        made before them keep their ids.
         """
+        later = {"rubric_order"} if self.rubric_order == "fixed" else set()
+        later |= {"spread"} if self.spread is None else set()
         payload = {
-            **self.model_dump(mode="json", exclude={"catalog", "templates"}),
+            **self.model_dump(mode="json", exclude={"catalog", "templates", *later}),
             "catalog_hash": catalog_hash,
             "template_version": template_version,
         }
@@ -359,6 +385,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         help="never ask judges for structured output (the opposite of structured)",
     ),
     ConfigKey("parse_attempts", ("parse_attempts",)),
+    ConfigKey("rubric_order", ("rubric_order",), "--rubric-order"),
     ConfigKey(
         "split",
         ("split",),
@@ -378,6 +405,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         parse=_texts,
     ),
     ConfigKey("split_seed", ("split", "seed"), "--split-seed"),
+    ConfigKey("spread", ("spread",), default="not set (`skillmix spread` sets it)"),
 )
 KEYS_BY_NAME: dict[str, ConfigKey] = {
     name: key for key in CONFIG_KEYS for name in (key.name, *key.aliases)

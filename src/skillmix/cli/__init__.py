@@ -2,9 +2,9 @@
 
 `main` is the click group and the one place where a `SkillmixError` becomes a message.
 Each command family lives in its own module (run, catalog, report, cache, data, review,
-protocol, importing) and shares options and helpers through `_common`. Command modules
-import only click at load time, so `skillmix --help` stays fast; the library is imported
-inside the commands.
+protocol, importing, audit, analyze, spread, math) and shares options and helpers through `_common`.
+Command modules import only click at load time, so `skillmix --help` stays fast; the
+library is imported inside the commands.
 """
 
 from __future__ import annotations
@@ -14,7 +14,20 @@ from typing import Any
 
 import click
 
-from skillmix.cli import cache, catalog, data, importing, protocol, report, review, run
+from skillmix.cli import (
+    analyze,
+    audit,
+    cache,
+    catalog,
+    data,
+    importing,
+    math,
+    protocol,
+    report,
+    review,
+    run,
+    spread,
+)
 from skillmix.cli._common import err_console
 from skillmix.errors import BudgetError, SkillmixError
 from skillmix.terminal import escaped
@@ -77,7 +90,11 @@ _register(
     report.html,
     report.leaderboard,
     report.compare,
+    audit.audit,
+    spread.spread,
+    analyze.analyze,
     data.data,
+    math.math_group,
     review.review,
     protocol.protocol,
     importing.import_group,

@@ -32,7 +32,9 @@ NO_RUNS_HINT = "point --store (or SKILLMIX_STORE) at the store that holds your r
 
 
 def _latest_run(store: Store) -> str:
-    runs = store.list_runs()
+    from skillmix.store import EVALUATION
+
+    runs = store.list_runs(EVALUATION)
     if not runs:
         raise UserError(f"no runs in {store.path}; start one with `skillmix run`")
     return str(runs[-1]["id"])
@@ -146,10 +148,13 @@ def export(run_ids: tuple[str, ...], store_path: str, out_path: str, fmt: str | 
     or a carriage return gets a leading ' so spreadsheets show it instead of running it.
     """
     from skillmix.export import export_format, export_run
+    from skillmix.store import EVALUATION
 
     export_format(out_path, fmt)  # a wrong format is named before the store is looked for
     store = open_store(store_path, read_only=True)
-    ids = [store.get_run(r)["id"] for r in run_ids] or [r["id"] for r in store.list_runs()]
+    ids = [store.get_run(r)["id"] for r in run_ids] or [
+        r["id"] for r in store.list_runs(EVALUATION)
+    ]
     if not ids:
         raise UserError(f"no runs in {store.path}: nothing to export", hint=NO_RUNS_HINT)
     n = export_run(store, ids, out_path, fmt)
@@ -160,9 +165,11 @@ def export(run_ids: tuple[str, ...], store_path: str, out_path: str, fmt: str | 
 
 def _open(store_path: str, run_ids: Sequence[str], *, need: int = 1) -> tuple[Store, list[str]]:
     """The store and the run ids asked for (all runs when none are given), checked."""
+    from skillmix.store import EVALUATION
+
     store = open_store(store_path, read_only=True)
     if not run_ids:
-        run_ids = [r["id"] for r in store.list_runs()]
+        run_ids = [r["id"] for r in store.list_runs(EVALUATION)]
     ids = [store.get_run(rid)["id"] for rid in run_ids]
     if len(ids) < need:
         raise UserError(

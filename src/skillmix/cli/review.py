@@ -51,7 +51,7 @@ def review(
     the machine can read command lines in `ps`.
     """
     from skillmix.review.server import ReviewError, check_binding, generate_token, serve
-    from skillmix.store import Store
+    from skillmix.store import EVALUATION, Store
 
     if token_argument is not None:
         raise click.UsageError(
@@ -65,7 +65,7 @@ def review(
         raise ReviewError(f"no run store at {store_path}; pass --store or run `skillmix run`")
     store = Store(store_path)
     try:
-        runs = store.list_runs()
+        runs = store.list_runs(EVALUATION)
         if run_id is None and not runs:
             raise ReviewError(f"no runs in {store_path}; start one with `skillmix run`")
         run_id = str(store.get_run(run_id)["id"]) if run_id else str(runs[-1]["id"])

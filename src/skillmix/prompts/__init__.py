@@ -22,8 +22,12 @@ Fields of the student's turns and the judge's prompt: `$topic`, `$k`, `$k_words`
 `$skill_names` ("a, b and c"), `$skill_list` ("a, b, c"), `$skill_block`,
 `$skill_definitions`, `$skill_entries`, `$max_sentences` (2), `$sentence_word`,
 `$sentence_limit` ("two sentences"), `$naming_instruction`; the judge's prompt also has
-`$answer`, `$rubric` (numbered criteria), `$rubric_items` (comma-separated criteria) and
-`$format_instructions`.
+`$answer`, `$rubric` (numbered criteria, or one `rubric_line.txt` each: `$number`,
+`$label`), `$rubric_items` (comma-separated criteria) and `$format_instructions`. A skill
+template may also use `$number` (its place in the list).
+
+`prompts.variants` generates format variants of a set (separators, casing, list markers,
+rubric layout, verdict format, order) for `skillmix spread`: `variant:<choices>:<set>`.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from skillmix.prompts._sets import (
     OPTIONAL_TEMPLATE_NAMES,
     REFERENCE_PREFIX,
     TEMPLATE_NAMES,
+    VARIANT_PREFIX,
     JudgeFormat,
     TemplateError,
     TemplateSet,
@@ -60,6 +65,7 @@ __all__ = [
     "OPTIONAL_TEMPLATE_NAMES",
     "REFERENCE_PREFIX",
     "TEMPLATE_NAMES",
+    "VARIANT_PREFIX",
     "JudgeFormat",
     "Message",
     "TemplateError",

@@ -24,9 +24,24 @@ def _joined(names: Sequence[str]) -> str:
 def _skill_lines(templates: TemplateSet, template: str, skills: Sequence[Skill]) -> str:
     return "\n".join(
         templates.render(
-            template, name=s.name, definition=s.definition, example=s.example, category=s.category
+            template,
+            name=s.name,
+            definition=s.definition,
+            example=s.example,
+            category=s.category,
+            number=number,
         )
-        for s in skills
+        for number, s in enumerate(skills, start=1)
+    )
+
+
+def _rubric_lines(templates: TemplateSet, shown: Sequence[Criterion]) -> str:
+    """`$rubric`: one line per criterion, as `rubric_line.txt` lays it out ("1. label")."""
+    if not templates.has("rubric_line"):
+        return "\n".join(f"{i}. {c.label}" for i, c in enumerate(shown, start=1))
+    return "\n".join(
+        templates.render("rubric_line", number=i, label=c.label)
+        for i, c in enumerate(shown, start=1)
     )
 
 
@@ -111,7 +126,12 @@ def grading(
     tell_not_to_name: bool = False,
 ) -> list[Message]:
     """The judge's prompt: the task as the student saw it, the answer, the `shown`
-    criteria and how to write the verdict (`json`, `lines` or `table`)."""
+    criteria and how to write the verdict (`json`, `lines` or `table`).
+
+    A set whose `judge_skill_order` is alphabetical lists the skills to the judge by name.
+    """
+    if templates.judge_skill_order == "alphabetical":
+        skills = sorted(skills, key=lambda s: s.name.casefold())
     fields = task_fields(templates, skills, topic, tell_not_to_name=tell_not_to_name)
     template = FORMAT_TEMPLATES[judge_format]
     if templates.has(template):
@@ -123,7 +143,7 @@ def grading(
     text = templates.render(
         "grade",
         answer=answer,
-        rubric="\n".join(f"{i}. {c.label}" for i, c in enumerate(shown, start=1)),
+        rubric=_rubric_lines(templates, shown),
         rubric_items=", ".join(c.label for c in shown),
         **fields,
     )

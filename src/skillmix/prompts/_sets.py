@@ -24,6 +24,8 @@ DEFAULT_TEMPLATES = "v2"
 # The built-in set that holds the templates of other jobs (tagging, Instruct-SkillMix).
 DEFAULT_VERSION = "v1"
 REFERENCE_PREFIX = "reference:"
+# A format variant of a set (`prompts.variants`): variant:<choices>:<base set>.
+VARIANT_PREFIX = "variant:"
 
 # Every set in our own layout has these files.
 TEMPLATE_NAMES = (
@@ -40,6 +42,7 @@ OPTIONAL_TEMPLATE_NAMES = (
     "naming_instruction",  # --tell-not-to-name
     "skill_definition",  # one skill without its example: $skill_definitions
     "skill_entry",  # one skill as labelled lines: $skill_entries
+    "rubric_line",  # one criterion of $rubric ($number, $label); without it "1. label"
 )
 # Templates of other jobs: not part of an evaluation's version id.
 EXTRA_TEMPLATE_NAMES = ("tag",)
@@ -70,7 +73,7 @@ TASK_FIELDS = frozenset(
     }
 )
 GRADE_FIELDS = TASK_FIELDS | {"answer", "rubric", "rubric_items", "format_instructions"}
-SKILL_FIELDS = frozenset({"name", "definition", "example", "category"})
+SKILL_FIELDS = frozenset({"name", "definition", "example", "category", "number"})
 _FIELDS: dict[str, frozenset[str]] = {
     "grade": GRADE_FIELDS,
     "skill_block": SKILL_FIELDS,
@@ -80,6 +83,7 @@ _FIELDS: dict[str, frozenset[str]] = {
     "format_text": frozenset({"example_lines"}),
     "format_table": frozenset(),
     "naming_instruction": frozenset(),
+    "rubric_line": frozenset({"number", "label"}),
 }
 
 
@@ -114,13 +118,22 @@ class TemplateSet:
     version: str
     texts: dict[str, str]
     source: str = ""
+    # Layout that is not text, set by format variants (`prompts.variants`); a set of files
+    # keeps the defaults: the verdict format the run chooses, the skills in item order.
+    judge_format: JudgeFormat | None = None
+    judge_skill_order: Literal["given", "alphabetical"] = "given"
 
     @property
     def version_id(self) -> str:
-        """The name plus a hash of every evaluation template in the set."""
+        """The name plus a hash of every evaluation template in the set (and its layout
+        choices where they are not the defaults)."""
         digest = hashlib.sha256()
         for name in self._evaluation_names():
             digest.update(name.encode() + b"\0" + self.texts[name].encode() + b"\0")
+        if self.judge_format is not None:
+            digest.update(b"judge_format\0" + self.judge_format.encode() + b"\0")
+        if self.judge_skill_order != "given":
+            digest.update(b"judge_skill_order\0" + self.judge_skill_order.encode() + b"\0")
         return f"{self.version}-{digest.hexdigest()[:8]}"
 
     def _evaluation_names(self) -> list[str]:
@@ -265,7 +278,8 @@ def template_spec(templates: str | None, reference_dir: str | None) -> str | Non
 
 
 def load_templates(spec: str = DEFAULT_VERSION) -> TemplateSet:
-    """The template set named by `spec`: a built-in name, a folder, or `reference:DIR`.
+    """The template set named by `spec`: a built-in name, a folder, `reference:DIR`, or a
+    format variant of one of those, `variant:<choices>:<set>` (see `prompts.variants`).
 
     A bare name is a built-in set; write a folder as a path (`./mine`, `/abs/mine`).
     """
@@ -273,6 +287,10 @@ def load_templates(spec: str = DEFAULT_VERSION) -> TemplateSet:
         from skillmix.prompts._reference import load_reference_templates
 
         return load_reference_templates(spec[len(REFERENCE_PREFIX) :])
+    if spec.startswith(VARIANT_PREFIX):
+        from skillmix.prompts.variants import load_variant
+
+        return load_variant(spec)
     if is_template_folder(spec):
         path = Path(spec).expanduser()
         if not path.is_dir():

@@ -31,6 +31,7 @@ from skillmix.prompts.rubric import build_rubric
 from skillmix.protocol.differences import rules
 from skillmix.protocol.extract import extract_answer
 from skillmix.protocol.naming import naming_penalty, substring_naming
+from skillmix.protocol.rubric_order import arrange, rubric_positions
 from skillmix.protocol.sentences import count_sentences
 from skillmix.protocol.verdicts import ParsedVerdict, parse_verdict, verdict_json_schema
 from skillmix.runtime.calls import CallCache, CallStats
@@ -100,6 +101,8 @@ class Engine:
             id(model): name for name, model in zip(config.judges, judges, strict=True)
         }
         self.rules = rules(config.protocol)
+        # What `rubric_positions` reads of the config, as a stored run holds it.
+        self._order_settings = config.model_dump(include={"rubric_order", "seed", "protocol"})
         self.templates = prompts.load_templates(config.templates)
         for judge in judges:
             self.templates.check_run(
@@ -124,9 +127,12 @@ class Engine:
         return [self.student, *self.judges]
 
     def _judge_format(self, judge: Model) -> prompts.JudgeFormat:
-        """How `judge` is asked to write its verdict under this run's protocol."""
+        """How `judge` is asked to write its verdict under this run's protocol (and the
+        template set's own choice of lines or a table: a format variant's)."""
         if self.rules.judge_output == "table":
             return "table"
+        if self.templates.judge_format in ("lines", "table"):
+            return self.templates.judge_format
         if (
             self.config.structured
             and judge.supports_structured
@@ -360,16 +366,27 @@ class Engine:
         )  # fmt: skip
         keys: list[str] = []
         reason = ""
+        # In the order this round shows them (`--rubric-order`; fixed: the rubric's).
+        shown = arrange(
+            rubric if self.rules.judge_sees_length else judged,
+            rubric_positions(
+                self._order_settings,
+                {"item_id": item.id, "skill_ids": item.presented_skill_ids},
+                gen_round,
+                judge_name,
+                grade_round,
+            ),
+        )
         messages = prompts.grading(
             self.templates,
             skills,
             topic,
             answer,
-            rubric if self.rules.judge_sees_length else judged,
+            shown,
             judge_format,
             tell_not_to_name=self.config.tell_not_to_name,
         )
-        schema = verdict_json_schema(rubric) if judge_format == "json" else None
+        schema = verdict_json_schema(shown) if judge_format == "json" else None
         for attempt in range(self.config.parse_attempts):
             request = ChatRequest(
                 tuple(messages),

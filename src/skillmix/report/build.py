@@ -11,6 +11,7 @@ from typing import Any
 from skillmix.config import stored_decoding, stored_protocol
 from skillmix.models.settings import Settings, runs_locally
 from skillmix.report.names import short_model
+from skillmix.scoring.audit import Audit, audit_runs
 from skillmix.scoring.human import human_agreement
 from skillmix.scoring.judges import AgreementRow, combined_scores, judge_agreement
 from skillmix.scoring.metrics import Aggregation
@@ -23,6 +24,8 @@ from skillmix.scoring.results import (
     score_run,
     summarize,
 )
+from skillmix.scoring.skills import SkillAnalysis, analyze_scores
+from skillmix.scoring.spread import SpreadReport, spread_report_for_run
 from skillmix.store import Store
 
 WEAK_JUDGE_WARNING = (
@@ -30,6 +33,9 @@ WEAK_JUDGE_WARNING = (
     "this report is a smoke test of the pipeline, not a measurement of the student."
 )
 UNPARSED_WARN_RATE = 0.05
+# Every report bootstraps the composition law; on big runs it takes fewer resamples (the
+# law records how many) so that a report stays a fraction of a second.
+REPORT_CELL_BUDGET = 3_000_000
 NOT_GRADED = "not graded yet"
 
 
@@ -50,6 +56,9 @@ class Report:
     usage: list[dict[str, Any]]
     human_agreement: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     reference_diff: ReferenceDiff | None = None  # runs made by `skillmix import reference`
+    audit: Audit | None = None  # how far its judges can be trusted (`skillmix audit`)
+    skill_analysis: SkillAnalysis | None = None  # difficulty, composition (`skillmix analyze`)
+    spread: SpreadReport | None = None  # its spread across format variants (`skillmix spread`)
 
     @property
     def status(self) -> str:
@@ -94,6 +103,11 @@ class Report:
             "usage": self.usage,
             "breakdowns": self.breakdowns,
             **({"reference_diff": self.reference_diff.to_dict()} if self.reference_diff else {}),
+            "audit": self.audit.to_dict() if self.audit is not None else None,
+            "skill_analysis": (
+                self.skill_analysis.to_dict() if self.skill_analysis is not None else None
+            ),
+            "spread": self.spread.to_dict() if self.spread is not None else None,
         }
 
 
@@ -157,6 +171,11 @@ def build_report(
         usage=usage,
         human_agreement=human_agreement(store, scores),
         reference_diff=reference_diff(store, run["id"], scores),
+        audit=audit_runs(store, [run["id"]], level=level),
+        skill_analysis=analyze_scores([scores], level=level, cell_budget=REPORT_CELL_BUDGET),
+        spread=spread_report_for_run(
+            store, run["id"], aggregation, level=level, resamples=resamples
+        ),
     )
 
 

@@ -11,7 +11,7 @@ from skillmix.prompts.rubric import build_rubric
 from skillmix.report.build import NOT_GRADED
 from skillmix.report.names import display_model
 from skillmix.scoring.results import score_run
-from skillmix.store import Store
+from skillmix.store import EVALUATION, Store
 from skillmix.terminal import escaped, plain
 
 ITEM_IDS_HINT = "`skillmix report RUN` shows some item ids; items.csv in its folder lists all"
@@ -20,7 +20,7 @@ ITEM_IDS_HINT = "`skillmix report RUN` shows some item ids; items.csv in its fol
 def _find_run(store: Store, item_id: str, run_id: str | None) -> str:
     if run_id:
         return str(store.get_run(run_id)["id"])
-    for run in reversed(store.list_runs()):
+    for run in reversed(store.list_runs(EVALUATION)):
         if any(i["item_id"] == item_id for i in store.items(run["id"])):
             return str(run["id"])
     raise InputError(f"no run in {store.path} holds item '{item_id}'", hint=ITEM_IDS_HINT)

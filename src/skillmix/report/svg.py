@@ -211,13 +211,16 @@ def heatmap(
     row_groups: Mapping[str, str] | None = None,
     cell_w: int = 80,
     cell_h: int = 24,
+    measure: str = "success",
+    unit: str = "item(s)",
 ) -> str:
     """A grid of rates in [0, 1]: one row per label in `rows`, one column per `columns`.
 
     `values[(row, column)]` is the rate (None or missing: no data); `counts` gives the
     number of observations shown in each cell's tooltip; `row_groups` names a group per
     row (e.g. a skill's category), shown in the tooltip. Cells widen (up to 180 units) to
-    fit the column labels.
+    fit the column labels. `measure` names what the rate is ("60% success over 5 item(s)"
+    in a tooltip, "success rate" in the legend) and `unit` what `counts` count.
     """
     counts = counts or {}
     row_groups = row_groups or {}
@@ -263,7 +266,7 @@ def heatmap(
             else:
                 fill, text = _cell_fill(value), f"{value:.2f}"
                 ink = "#ffffff" if value > 0.55 else "#1f2933"
-                tip = f"{where}: {value:.0%} success" + (f" over {n} item(s)" if n else "")
+                tip = f"{where}: {value:.0%} {measure}" + (f" over {n} {unit}" if n else "")
             out.append(
                 f'<g class="cell" data-row="{_attr(row)}" data-column="{_attr(column)}">'
                 f"<title>{escape(tip)}</title>"
@@ -281,7 +284,129 @@ def heatmap(
         )
     out.append(
         f'<text x="{label_w - 8}" y="{ly + 9}" text-anchor="end" fill="#52606d">0</text>'
-        f'<text x="{label_w + 11 * 14 + 6}" y="{ly + 9}" fill="#52606d">1 (success rate)</text>'
+        f'<text x="{label_w + 11 * 14 + 6}" y="{ly + 9}" fill="#52606d">'
+        f"1 ({escape(measure)} rate)</text>"
     )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class IntervalRow:
+    """One estimate of an interval plot: its label, value and interval; `flagged` draws it
+    in the warning colour, `note` is added to its tooltip."""
+
+    label: str
+    value: float
+    low: float
+    high: float
+    flagged: bool = False
+    note: str = ""
+
+
+def _nice_step(span: float) -> float:
+    """A tick step of 1, 2 or 5 times a power of ten giving about four ticks over `span`."""
+    raw = span / 4
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def interval_plot(
+    rows: Sequence[IntervalRow],
+    *,
+    element_id: str,
+    title: str,
+    x_label: str,
+    reference: float = 0.0,
+    width: int = 560,
+) -> str:
+    """A forest plot: one row per estimate, a dot at its value and a bar over its
+    interval, against a vertical line at `reference` (no effect)."""
+    longest = max((len(r.label) for r in rows), default=8)
+    label_w = min(260, max(100, math.ceil(longest * _CHAR_W) + 16))
+    right, top, row_h = 20, 40, 22
+    plot_w = width - label_w - right
+    height = top + row_h * max(1, len(rows)) + 48
+    finite = [v for r in rows for v in (r.value, r.low, r.high) if math.isfinite(v)]
+    lo, hi = min([reference, *finite]), max([reference, *finite])
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.1, hi + 0.1
+    step = _nice_step(hi - lo)
+    lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
+
+    def x_pos(x: float) -> float:
+        return label_w + plot_w * (min(hi, max(lo, x)) - lo) / (hi - lo)
+
+    bottom_y = top + row_h * max(1, len(rows))
+    out = [
+        f'<svg id="{_attr(element_id)}" class="chart interval-plot" role="img" '
+        f'viewBox="0 0 {width} {height}" preserveAspectRatio="xMidYMid meet" '
+        f'width="{width}" height="{height}" {_FONT} font-size="12">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="4" y="20" font-size="14" font-weight="600" fill="#1f2933">'
+        f"{escape(title)}</text>",
+    ]
+    ticks = round((hi - lo) / step)
+    for i in range(ticks + 1):
+        tick = lo + i * step
+        x = x_pos(tick)
+        is_reference = abs(tick - reference) < step / 1000
+        out.append(
+            f'<line x1="{_num(x)}" x2="{_num(x)}" y1="{top - 6}" y2="{bottom_y}" '
+            f'stroke="{"#9aa5b1" if is_reference else "#e4e7eb"}" stroke-width="1"/>'
+        )
+        out.append(
+            f'<text x="{_num(x)}" y="{bottom_y + 16}" text-anchor="middle" fill="#52606d">'
+            f"{tick:.{max(0, -math.floor(math.log10(step)))}f}</text>"
+        )
+    out.append(
+        f'<line x1="{_num(x_pos(reference))}" x2="{_num(x_pos(reference))}" y1="{top - 6}" '
+        f'y2="{bottom_y}" stroke="#52606d" stroke-width="1.5" stroke-dasharray="4 3"/>'
+    )
+    out.append(
+        f'<text x="{_num(label_w + plot_w / 2)}" y="{bottom_y + 36}" text-anchor="middle" '
+        f'fill="#323f4b">{escape(x_label)}</text>'
+    )
+    if not rows:
+        out.append(
+            f'<text x="{_num(label_w + plot_w / 2)}" y="{top + row_h / 2 + 4}" '
+            f'text-anchor="middle" fill="#7b8794">no estimates</text>'
+        )
+    for index, row in enumerate(rows):
+        y = top + index * row_h + row_h / 2
+        stroke = colour(3) if row.flagged else colour(0)
+        out.append(
+            f'<text x="{label_w - 8}" y="{_num(y + 4)}" text-anchor="end" fill="#323f4b">'
+            f"<title>{escape(row.label)}</title>"
+            f"{escape(_truncate(row.label, int((label_w - 14) / _CHAR_W)))}</text>"
+        )
+        if not math.isfinite(row.value):
+            tip = f"{row.label}: no estimate" + (f" ({row.note})" if row.note else "")
+            out.append(
+                f'<g class="estimate"><title>{escape(tip)}</title>'
+                f'<text x="{label_w + 6}" y="{_num(y + 4)}" fill="#9aa5b1">no estimate</text></g>'
+            )
+            continue
+        tip = f"{row.label}: {row.value:+.3f} [95% interval {row.low:+.3f} to {row.high:+.3f}]"
+        tip += f"; {row.note}" if row.note else ""
+        group = [f'<g class="estimate{" flagged" if row.flagged else ""}">']
+        group.append(f"<title>{escape(tip)}</title>")
+        if math.isfinite(row.low) and math.isfinite(row.high):
+            x1, x2 = x_pos(row.low), x_pos(row.high)
+            group.append(
+                f'<line x1="{_num(x1)}" x2="{_num(x2)}" y1="{_num(y)}" y2="{_num(y)}" '
+                f'stroke="{stroke}" stroke-width="2"/>'
+            )
+            for cap in (x1, x2):
+                group.append(
+                    f'<line x1="{_num(cap)}" x2="{_num(cap)}" y1="{_num(y - 4)}" '
+                    f'y2="{_num(y + 4)}" stroke="{stroke}" stroke-width="1.5"/>'
+                )
+        group.append(
+            f'<circle cx="{_num(x_pos(row.value))}" cy="{_num(y)}" r="4.5" fill="{stroke}" '
+            'stroke="#fff" stroke-width="1.5"/>'
+        )
+        group.append("</g>")
+        out.extend(group)
     out.append("</svg>")
     return "\n".join(out)

@@ -128,6 +128,8 @@ def render_report(report: Report, console: Console) -> None:
             ),
             title="judge vs human (decided verdicts vs the reviewers' majority, `skillmix review`)",
         )
+    for line in _findings(report):
+        console.print(Text(line), highlight=False)
     if report.usage:
         print_records(
             console,
@@ -174,6 +176,31 @@ def render_report(report: Report, console: Console) -> None:
     console.print(Text(legend(report.aggregation, cfg["generation_rounds"]), style="dim"))
 
 
+def _findings(report: Report) -> list[str]:
+    """One line from the audit and one per composition row: the full tables are in
+    `skillmix audit`, `skillmix analyze` and the HTML report."""
+    lines = []
+    audit = report.audit
+    if audit is not None:
+        tested = sum(f.tested for f in audit.findings)
+        counts = f"{len(audit.flagged)} flagged of {tested} tests; " if tested else ""
+        lines.append(f"audit: {audit.lead} ({counts}skillmix audit {report.run_id})")
+    analysis = report.skill_analysis
+    for law in analysis.composition if analysis is not None else []:
+        for row in law.rows:
+            if row.predicted is None or row.ratio is None:
+                continue
+            ratio = row.ratio
+            by = f" by {law.judge}" if len(report.scores.judges) > 1 else ""
+            lines.append(
+                f"composition k={row.k}{by}: all skills {row.observed.value:.2f}, "
+                f"{row.predicted.value:.2f} if skills were independent "
+                f"(ratio {ratio.value:.2f} [{ratio.low:.2f}, {ratio.high:.2f}]); "
+                f"skillmix analyze {report.run_id}"
+            )
+    return lines
+
+
 def _paid(usage: dict[str, Any]) -> str:
     if not usage["sent"]:
         return "reused"
@@ -186,11 +213,17 @@ def _cost(usage: dict[str, Any]) -> str:
     return "unpriced" if usage["cost_usd"] is None else f"{usage['cost_usd']:.4f}"
 
 
+def _run_models(config: dict[str, Any]) -> tuple[str, list[str]]:
+    """A run's main model and its judges. A run of another pipeline (its config has a
+    "kind", e.g. "math-label") may name a teacher instead of a student, and no judges."""
+    model = config.get("student") or config.get("teacher") or ""
+    return str(model), [str(j) for j in config.get("judges") or []]
+
+
 def render_runs(runs: Sequence[RunRow], console: Console) -> None:
     """`skillmix runs`: one row per stored run (`Store.list_runs` records)."""
-    names = ModelNames(
-        spec for r in runs for spec in (r["config"]["student"], *r["config"]["judges"])
-    )
+    models = {r["id"]: _run_models(r["config"]) for r in runs}
+    names = ModelNames(spec for main, judges in models.values() for spec in (main, *judges))
     print_records(
         console,
         [
@@ -206,10 +239,10 @@ def render_runs(runs: Sequence[RunRow], console: Console) -> None:
             [
                 r["id"],
                 plain(r["status"], style=STATUS_STYLES.get(r["status"], "red")),
-                names(r["config"]["student"]),
-                ", ".join(names(j) for j in r["config"]["judges"]),
-                ",".join(map(str, r["config"]["k"])),
-                str(r["config"]["items"]),
+                names(models[r["id"]][0]),
+                ", ".join(names(j) for j in models[r["id"]][1]),
+                ",".join(map(str, r["config"].get("k") or [])),
+                str(r["config"].get("items", r["config"].get("questions", ""))),
                 r["catalog_hash"][:12],
             ]
             for r in runs

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skillmix.catalog.model import Catalog
+from skillmix.errors import InputError
 from skillmix.prompts.rubric import max_sentences
 from skillmix.scoring.metrics import (
     METRICS,
@@ -22,7 +23,7 @@ from skillmix.scoring.metrics import (
     majority_vote,
     score,
 )
-from skillmix.store import RunRow, Store
+from skillmix.store import EVALUATION, RunRow, Store, run_kind
 
 
 @dataclass
@@ -63,6 +64,13 @@ class RunScores:
 
 def score_run(store: Store, run_id: str, aggregation: Aggregation = "max") -> RunScores:
     run = store.get_run(run_id)
+    kind = run_kind(run)
+    if kind != EVALUATION:
+        raise InputError(
+            f"{run['id']} is a {kind} run, not a Skill-Mix evaluation: it has no scores to report",
+            hint=f"see it with `skillmix {' '.join(kind.split('-'))} --help`, "
+            "or list the runs with `skillmix runs`",
+        )
     config = run["config"]
     catalog = store.get_catalog(run["catalog_hash"])
     penalty = bool(config.get("naming_penalty", True))

@@ -1,6 +1,6 @@
 """The run database."""
 
-from skillmix.store.db import Store, StoreError
+from skillmix.store.db import EVALUATION, Store, StoreError, run_kind
 from skillmix.store.failures import StoreNotFound, StoreWriteError
 from skillmix.store.lease import RunLeased
 from skillmix.store.rows import (
@@ -16,6 +16,7 @@ from skillmix.store.rows import (
 )
 
 __all__ = [
+    "EVALUATION",
     "CacheStatsRow",
     "CallRecord",
     "GenerationRow",
@@ -30,4 +31,5 @@ __all__ = [
     "StoreNotFound",
     "StoreWriteError",
     "UsageRow",
+    "run_kind",
 ]

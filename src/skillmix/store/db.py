@@ -21,7 +21,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from operator import itemgetter
 from pathlib import Path
@@ -154,6 +154,15 @@ CREATE TABLE IF NOT EXISTS reference_points (
     sentences INTEGER,
     source TEXT NOT NULL,
     PRIMARY KEY (run_id, item_id, gen_round, judge, grade_round)
+);
+-- What pipelines other than the evaluation keep per unit of work (a math question's
+-- labels, one strategy's answer to it): JSON documents by run, kind and key.
+CREATE TABLE IF NOT EXISTS records (
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind, key)
 );
 """
 
@@ -489,11 +498,12 @@ class Store:
             row = matches[0]
         return self._run_record(row)
 
-    def list_runs(self) -> list[RunRow]:
-        """Every run, oldest first. A "running" run whose process is gone reads as
-        "interrupted" (see `lease.observed_status`)."""
+    def list_runs(self, kind: str | None = None) -> list[RunRow]:
+        """Every run (of `kind` only, when given: see `run_kind`), oldest first. A "running"
+        run whose process is gone reads as "interrupted" (see `lease.observed_status`)."""
         rows = self.db.execute("SELECT * FROM runs ORDER BY created").fetchall()
-        return [self._run_record(r) for r in rows]
+        runs = [self._run_record(r) for r in rows]
+        return runs if kind is None else [r for r in runs if run_kind(r) == kind]
 
     def _run_record(self, row: sqlite3.Row) -> RunRow:
         status = observed_status(self.db, row["id"], row["status"])
@@ -830,6 +840,33 @@ class Store:
         return [
             cast(ReferencePointRow, {**dict(r), "points": json.loads(r["points"])}) for r in rows
         ]
+
+    # --- records of other pipelines --------------------------------------------------------
+
+    def put_record(self, run_id: str, kind: str, key: str, data: Mapping[str, Any]) -> None:
+        """Store (or replace) one JSON document of a pipeline: `kind` names what it is
+        ("math.label", "math.answer"), `key` the unit of work within the run."""
+        self._write(
+            "INSERT OR REPLACE INTO records (run_id, kind, key, data) VALUES (?, ?, ?, ?)",
+            (run_id, kind, key, json.dumps(data, ensure_ascii=False, sort_keys=True)),
+        )
+
+    def records(self, run_id: str, kind: str) -> dict[str, dict[str, Any]]:
+        """Key -> document of every record of `kind` in a run, in key order."""
+        rows = self.db.execute(
+            "SELECT key, data FROM records WHERE run_id = ? AND kind = ? ORDER BY key",
+            (run_id, kind),
+        )
+        return {key: json.loads(data) for key, data in rows}
+
+
+EVALUATION = "evaluation"
+
+
+def run_kind(run: RunRow) -> str:
+    """What made a run: "evaluation" (Skill-Mix runs, which record no kind) or the
+    pipeline named in its config ("math-label", "math-eval", ...)."""
+    return str(run["config"].get("kind") or EVALUATION)
 
 
 def _human_rows(rows: list[sqlite3.Row]) -> list[HumanVerdictRow]:

@@ -19,15 +19,25 @@ from typing import Any
 from markupsafe import Markup
 
 from skillmix.config import describe_decoding
+from skillmix.prompts.variants import DIMENSIONS_BY_NAME
 from skillmix.report import explain
 from skillmix.report.build import Report
 from skillmix.report.compare import Leaderboard, leaderboard_from_reports
 from skillmix.report.details import item_details
 from skillmix.report.names import display_model, short_model
-from skillmix.report.svg import Point, Series, heatmap, line_chart
+from skillmix.report.svg import IntervalRow, Point, Series, heatmap, interval_plot, line_chart
+from skillmix.scoring.audit import Audit, audit_runs
 from skillmix.scoring.judges import COMBINED_JUDGE, combined_scores
 from skillmix.scoring.metrics import METRICS, Interval
 from skillmix.scoring.results import RunScores, breakdown
+from skillmix.scoring.skills import (
+    CompositionLaw,
+    DifficultyFit,
+    PairInteractions,
+    SkillDifficulty,
+)
+from skillmix.scoring.spread import SpreadReport, SpreadRow
+from skillmix.scoring.stats import Estimate
 from skillmix.store import RunRow, Store
 
 METRIC_NAMES = {
@@ -480,6 +490,236 @@ def _topics(runs: Sequence[_Run]) -> Topics:
     return Topics([r.label for r in runs], rows)
 
 
+# --- skill analytics -------------------------------------------------------------------------
+
+HARDEST_SHOWN = 5  # hardest and easiest skills listed per judge
+
+
+@dataclass(frozen=True)
+class SkillDifficultyRow:
+    name: str
+    category: str
+    difficulty: str  # b [low, high]
+    success: str
+    texts: int
+    sparse: bool  # too few texts: mostly the prior
+
+
+@dataclass(frozen=True)
+class CompositionViewRow:
+    k: int
+    texts: int
+    observed: str
+    predicted: str
+    ratio: str
+    power_ratio: str
+
+
+@dataclass(frozen=True)
+class PairRow:
+    skills: str
+    texts: int
+    both: int
+    lift: str
+    q: str
+    direction: str
+
+
+@dataclass(frozen=True)
+class JudgeSkills:
+    """What one judge's verdicts on one run say about its skills."""
+
+    judge: ModelName
+    ability: str
+    per_extra_skill: str  # "" when the run has one k
+    categories_plot: Markup
+    hardest: list[SkillDifficultyRow]
+    easiest: list[SkillDifficultyRow]
+    skills_total: int
+    composition_plot: Markup | None  # None: a single k
+    composition: list[CompositionViewRow]
+    predicted_from: str
+    pairs: list[PairRow]  # the flagged pairs
+    pairs_note: str
+
+
+@dataclass(frozen=True)
+class NoveltyViewRow:
+    k: int
+    items: int
+    distinct: int
+    space: str
+    share: str
+
+
+@dataclass(frozen=True)
+class RunSkills:
+    label: str
+    level: str  # "95%"
+    judges: list[JudgeSkills]
+    novelty: list[NoveltyViewRow]
+    novelty_note: str
+    limits: list[str]
+
+
+def _iv(e: Estimate | None, digits: int = 2) -> str:
+    if e is None or e.value != e.value:
+        return "—"
+    return f"{e.value:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
+
+
+def _skill_rows(skills: Sequence[SkillDifficulty]) -> list[SkillDifficultyRow]:
+    return [
+        SkillDifficultyRow(
+            s.name,
+            s.category.replace("_", " "),
+            _iv(s.difficulty),
+            f"{s.success:.2f}",
+            s.difficulty.n,
+            s.sparse,
+        )
+        for s in skills
+    ]
+
+
+def _composition_plot(law: CompositionLaw, element_id: str) -> Markup | None:
+    """All skills met by k: observed, independent skills, and observed(1)^k."""
+    if len(law.rows) < 2:
+        return None
+    base = next((r.observed for r in law.rows if r.k == 1), None)
+    observed = [
+        Point(r.k, r.observed.value, r.observed.low, r.observed.high, r.items) for r in law.rows
+    ]
+    predicted = [
+        Point(r.k, r.predicted.value, r.predicted.low, r.predicted.high, r.items)
+        for r in law.rows
+        if r.predicted is not None
+    ]
+    series = [Series("observed", observed), Series("independent skills", predicted)]
+    if base is not None:
+        power = [
+            Point(r.k, base.value**r.k, base.low**r.k, base.high**r.k, r.items)
+            for r in law.rows
+            if r.k > 1
+        ]
+        series.append(Series("observed(1)^k", power))
+    chart = line_chart(
+        series, element_id=element_id, title="All skills met by k", y_label="all skills met"
+    )
+    return Markup(chart)  # svg.py escapes every label
+
+
+def _judge_skills(
+    fit: DifficultyFit | None,
+    law: CompositionLaw | None,
+    pairs: PairInteractions | None,
+    judge: str,
+    element_id: str,
+) -> JudgeSkills:
+    skills = fit.skills if fit else []
+    categories = fit.categories if fit else []
+    rows = [
+        IntervalRow(
+            f"{c.category.replace('_', ' ')} ({c.skills})",
+            c.difficulty.value,
+            c.difficulty.low,
+            c.difficulty.high,
+            note=f"success {c.success:.0%} over {c.difficulty.n} graded (text, skill) pairs",
+        )
+        for c in categories
+    ]
+    categories_plot = Markup(  # svg.py escapes every label
+        interval_plot(
+            rows,
+            element_id=f"{element_id}-categories",
+            title="Difficulty by category (skills graded)",
+            x_label="difficulty b in logits (0 = average skill; higher is harder)",
+        )
+    )
+    shown = min(HARDEST_SHOWN, len(skills) // 2)
+    flagged = pairs.flagged if pairs else []
+    pairs_note = ""
+    if pairs is not None:
+        pairs_note = (
+            f"{len(pairs.tested)} pair(s) graded together on at least {pairs.min_count} texts "
+            f"were tested ({pairs.untested} had fewer); {len(flagged)} differ from independence "
+            f"at a {pairs.fdr:.0%} false discovery rate (Benjamini-Hochberg)."
+        )
+    return JudgeSkills(
+        judge=model_name(judge),
+        ability=_iv(fit.students[0].ability) if fit else "—",
+        per_extra_skill=_iv(fit.per_extra_skill) if fit and fit.per_extra_skill else "",
+        categories_plot=categories_plot,
+        hardest=_skill_rows(skills[:shown]),
+        easiest=_skill_rows(list(reversed(skills[len(skills) - shown :])) if shown else []),
+        skills_total=len(skills),
+        composition_plot=_composition_plot(law, f"{element_id}-composition") if law else None,
+        composition=[
+            CompositionViewRow(
+                r.k,
+                r.observed.n,
+                _iv(r.observed),
+                _iv(r.predicted),
+                _iv(r.ratio),
+                _iv(r.power_ratio),
+            )
+            for r in (law.rows if law else [])
+        ],
+        predicted_from=law.predicted_from if law else "",
+        pairs=[
+            PairRow(" + ".join(p.names), p.texts, p.both, _iv(p.lift), f"{p.q:.3g}", p.direction)
+            for p in flagged
+        ],
+        pairs_note=pairs_note,
+    )
+
+
+def _skill_analytics(runs: Sequence[_Run]) -> list[RunSkills]:
+    """Per run, what `skillmix analyze` shows: the analysis each report already holds."""
+    blocks = []
+    for index, r in enumerate(runs):
+        analysis = r.report.skill_analysis
+        if analysis is None:
+            continue
+        judges = []
+        for j, judge in enumerate(r.run["config"]["judges"]):
+            fit = next((f for f in analysis.difficulty if f.judge == judge), None)
+            law = next((c for c in analysis.composition if c.judge == judge), None)
+            pairs = next((p for p in analysis.pairs if p.judge == judge), None)
+            if fit is None and law is None:
+                continue
+            judges.append(_judge_skills(fit, law, pairs, judge, f"skills-{index}-{j}"))
+        novelty = analysis.novelty[0] if analysis.novelty else None
+        rows = [
+            NoveltyViewRow(n.k, n.items, n.distinct, f"{n.space:,}", f"{n.share:.3g}")
+            for n in (novelty.rows if novelty else [])
+        ]
+        note = ""
+        if novelty is not None:
+            note = (
+                f"Out of C(N,k)·T distinct items (N = {novelty.skills} skills, "
+                f"T = {novelty.topics} topics of catalog {novelty.catalog})."
+            )
+        blocks.append(
+            RunSkills(
+                label=r.label,
+                level=f"{analysis.level:.0%}",
+                judges=judges,
+                novelty=rows,
+                novelty_note=note,
+                limits=[_display_names(note, r.run["config"]) for note in analysis.limits],
+            )
+        )
+    return blocks
+
+
+def _display_names(text: str, config: dict[str, Any]) -> str:
+    """`text` with the run's model specs as the page shows them (endpoints without scheme)."""
+    for spec in sorted({config["student"], *config["judges"]}, key=len, reverse=True):
+        text = text.replace(spec, display_model(spec))
+    return text
+
+
 # --- agreement and usage ---------------------------------------------------------------------
 
 
@@ -594,6 +834,350 @@ def _usage(runs: Sequence[_Run]) -> Usage:
     return Usage(rows, note)
 
 
+# --- audit -----------------------------------------------------------------------------------
+
+AUDIT_CHECKS = {
+    "consistency": ("Consistency", "share of verdict pairs that flip between grading rounds"),
+    "judge_range": ("Range across judges", "highest minus lowest judge's mean"),
+    "leniency": ("Leniency against humans", "judge minus human pass rate"),
+    "self_preference": ("Self-preference", "own-family minus other judges, own vs other texts"),
+    "length_bias": ("Length bias", "log-odds of a verdict per 10 words"),
+    "rubric_order": ("Rubric-order bias", "log-odds of a verdict, shown last vs first"),
+}
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    check: str
+    judge: ModelName | None  # None: across judges
+    criterion: str
+    estimate: str
+    interval: str
+    n: str
+    p_adjusted: str
+    test: str
+    verdict: str
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class RangeRow:
+    metric: str
+    k: int
+    range: str
+    by_judge: list[tuple[ModelName, str]]
+    agreement: str  # "kappa 0.41", "alpha 0.32" or "—"
+
+
+@dataclass(frozen=True)
+class AuditView:
+    """The audit of the page's runs (one audit over all of them: self-preference needs
+    several students), as its section shows it."""
+
+    runs: str
+    lead: str
+    flagged: int
+    findings: list[FindingRow]
+    plots: list[tuple[str, Markup]]  # (check, its interval plot)
+    ranges: list[RangeRow]
+    cannot_tell: list[str]
+
+
+def _signed(value: float) -> str:
+    return "—" if value != value else f"{value:+.2f}"
+
+
+def _p_value(value: float) -> str:
+    if value != value:
+        return "not tested"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _audit(store: Store, runs: Sequence[_Run]) -> AuditView:
+    """The audit each report already holds for a page of one run; for several runs, one
+    audit over all of them. Models are named as the rest of the page names them."""
+    own = runs[0].report.audit if len(runs) == 1 else None
+    audit: Audit = own if own is not None else audit_runs(store, [r.run["id"] for r in runs])
+    specs = {m for r in runs for m in (r.run["config"]["student"], *r.run["config"]["judges"])}
+
+    def named(text: str) -> str:
+        for spec in sorted(specs, key=len, reverse=True):
+            text = text.replace(spec, display_model(spec))
+        return text
+
+    findings = [
+        FindingRow(
+            check=AUDIT_CHECKS.get(f.check, (f.check, ""))[0],
+            judge=model_name(f.judge) if f.judge else None,
+            criterion=METRIC_NAMES.get(f.criterion, f.criterion),
+            estimate=_signed(f.estimate.value),
+            interval=f"[{_signed(f.estimate.low)}, {_signed(f.estimate.high)}]",
+            n=f"{f.estimate.n:,} {f.n_label}",
+            p_adjusted=_p_value(f.p_adjusted),
+            test=named(f.test),
+            verdict=named(f.verdict),
+            flagged=f.flagged,
+        )
+        for f in audit.findings
+    ]
+    plots = []
+    for check, (name, unit) in AUDIT_CHECKS.items():
+        rows = [
+            IntervalRow(
+                " · ".join(
+                    part
+                    for part in (
+                        short_model(f.judge) if f.judge else "",
+                        METRIC_NAMES.get(f.criterion, f.criterion),
+                    )
+                    if part
+                ),
+                f.estimate.value,
+                f.estimate.low,
+                f.estimate.high,
+                flagged=f.flagged,
+                note=named(f.verdict),
+            )
+            for f in audit.findings
+            if f.check == check
+        ]
+        if rows:
+            reference = next(f.null for f in audit.findings if f.check == check)
+            chart = interval_plot(
+                rows, element_id=f"audit-{check}", title=name, x_label=unit, reference=reference
+            )
+            plots.append((check, Markup(chart)))  # svg.py escapes every label
+    ranges = [
+        RangeRow(
+            metric=METRIC_NAMES.get(r.metric, r.metric),
+            k=r.k,
+            range=f"{_fmt(r.low)} – {_fmt(r.high)}",
+            by_judge=[(model_name(j), _fmt(v)) for j, v in r.by_judge.items()],
+            agreement=(
+                f"kappa {_fmt(r.kappa)}"
+                if r.kappa == r.kappa
+                else f"alpha {_fmt(r.alpha)}"
+                if r.alpha == r.alpha
+                else "—"
+            ),
+        )
+        for r in audit.ranges
+    ]
+    return AuditView(
+        runs=", ".join(audit.run_ids),
+        lead=named(audit.lead),
+        flagged=sum(f.flagged for f in audit.findings),
+        findings=findings,
+        plots=plots,
+        ranges=ranges,
+        cannot_tell=[named(sentence) for sentence in audit.cannot_tell],
+    )
+
+
+# --- spread across format variants -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpreadVariantRow:
+    index: int
+    choices: list[str]  # its choices that differ from the base set ("base" for none)
+    run_id: str
+    current: bool  # a run this page reports
+    student: str  # student calls sent and reused
+    unparsed: str  # grading rounds whose verdict could not be read
+    status: str
+
+
+@dataclass(frozen=True)
+class SpreadMetricRow:
+    judge: ModelName
+    k: int
+    metric: str
+    items: int
+    values: list[str]  # one per column of the block (a dash where a variant has none)
+    spread: str
+    interval: str
+    noise: str  # the spread grading noise alone gives
+    p: str  # permutation test of "the format does not matter"
+    moves_most: str  # the choice that moves it most, in words ("" when none varied)
+
+
+@dataclass(frozen=True)
+class SpreadEffectRow:
+    judge: ModelName
+    k: int
+    metric: str
+    dimension: str
+    affects: str
+    options: str  # each option's mean over the variants that took it
+    effect: str  # highest minus lowest option
+    interval: str
+    p_adjusted: str
+    moves: bool
+    note: str  # adjusted for / not separable from
+
+
+@dataclass(frozen=True)
+class SpreadBlock:
+    """One spread (the runs of one `skillmix spread`) that a run of the page belongs to."""
+
+    label: str
+    group: str
+    summary: str
+    sharing: str
+    columns: list[int]  # the variants' indices
+    variants: list[SpreadVariantRow]
+    metrics: list[SpreadMetricRow]
+    effects: list[SpreadEffectRow]
+    plot: Markup | None
+    notes: list[str]
+
+
+def _spread(runs: Sequence[_Run]) -> list[SpreadBlock]:
+    """A block per spread that a run of the page belongs to (once, however many of its
+    runs the page shows)."""
+    groups: dict[str, list[_Run]] = {}
+    for r in runs:
+        if r.report.spread is not None:
+            groups.setdefault(r.report.spread.group, []).append(r)
+    return [_spread_block(members) for members in groups.values()]
+
+
+def _spread_block(members: Sequence[_Run]) -> SpreadBlock:
+    spread = members[0].report.spread
+    assert spread is not None
+    shown = {r.run["id"] for r in members}
+    columns = [v.index for v in spread.variants]
+    variants = [
+        SpreadVariantRow(
+            index=v.index,
+            choices=v.variant.split(","),
+            run_id=v.run_id,
+            current=v.run_id in shown,
+            student=f"{v.student_sent:,} sent · {v.student_reused:,} reused",
+            unparsed=f"{v.unparsed_rounds:,} of {v.grade_rounds:,}",
+            status=v.status,
+        )
+        for v in spread.variants
+    ]
+    metrics = []
+    effects = []
+    for row in spread.rows:
+        by_index = dict(zip(row.indices, row.values, strict=True))
+        judge = model_name(row.judge)
+        metric = METRIC_NAMES.get(row.metric, row.metric)
+        top = row.top
+        metrics.append(
+            SpreadMetricRow(
+                judge=judge,
+                k=row.k,
+                metric=metric,
+                items=row.items,
+                values=[_fmt(by_index[i]) if i in by_index else "—" for i in columns],
+                spread=_fmt(row.spread.value),
+                interval=f"[{_fmt(row.spread.low)}, {_fmt(row.spread.high)}]",
+                noise=_fmt(row.noise),
+                p=_p_value(row.spread.p),
+                moves_most=top.describe() if top else "",
+            )
+        )
+        for e in row.effects:
+            notes = []
+            if e.adjusted_for:
+                notes.append(f"after {', '.join(e.adjusted_for)}")
+            if e.aliased_with:
+                notes.append(f"not separable from {', '.join(e.aliased_with)}")
+            elif e.overlaps_with:
+                notes.append(f"hard to separate from {', '.join(e.overlaps_with)}")
+            effects.append(
+                SpreadEffectRow(
+                    judge=judge,
+                    k=row.k,
+                    metric=metric,
+                    dimension=e.dimension,
+                    affects=e.affects,
+                    options=" · ".join(
+                        f"{o} {_fmt(m)} ({e.option_variants[o]})" for o, m in e.option_means.items()
+                    ),
+                    effect=_signed(e.effect.value),
+                    interval=f"[{_signed(e.effect.low)}, {_signed(e.effect.high)}]",
+                    p_adjusted=_p_value(e.p_adjusted),
+                    moves=e.moves,
+                    note="; ".join(notes),
+                )
+            )
+    headline = max(spread.rows, key=lambda r: r.spread.value, default=None)
+    return SpreadBlock(
+        label=", ".join(r.label for r in members),
+        group=spread.group,
+        summary=_spread_summary(spread, headline),
+        sharing=(
+            f"Student calls over the spread's runs: {spread.student_sent:,} sent, "
+            f"{spread.student_reused:,} answered from the store. A variant that changes only "
+            "the grading prompt asks the student what the base asked, so its answers are "
+            "shared."
+        ),
+        columns=columns,
+        variants=variants,
+        metrics=metrics,
+        effects=effects,
+        plot=_spread_plot(headline) if headline is not None else None,
+        notes=list(spread.notes),
+    )
+
+
+def _spread_summary(spread: SpreadReport, headline: SpreadRow | None) -> str:
+    n = len(spread.variants)
+    if headline is None:
+        return f"{n} format variant(s), none scored yet."
+    if len(headline.indices) < 2:
+        return (
+            f"{n} format variants, but only variant {headline.indices[0]} scored any item: "
+            "there is no spread to show (the others have no parsed verdict: see their "
+            "unparsed rounds)."
+        )
+    metric = METRIC_NAMES.get(headline.metric, headline.metric).lower()
+    text = (
+        f"Across {n} format variants, {metric} at k = {headline.k} ranged from "
+        f"{_fmt(headline.low)} to {_fmt(headline.high)}: a spread of "
+        f"{_fmt(headline.spread.value)} [{_fmt(headline.spread.low)}, "
+        f"{_fmt(headline.spread.high)}] over {headline.items} items, where grading noise "
+        f"alone gives {_fmt(headline.noise)} (p {_p_value(headline.spread.p)})"
+    )
+    top = headline.top
+    if top is None:
+        return text + "."
+    verdict = "" if top.moves else " (not beyond chance after Holm's adjustment)"
+    return f"{text}. The choice that moves it most: {top.describe()}{verdict}."
+
+
+def _spread_plot(row: SpreadRow) -> Markup | None:
+    """Each option's difference from the base option, for the row with the widest spread."""
+    rows = [
+        IntervalRow(
+            f"{e.dimension}: {option}",
+            c.value,
+            c.low,
+            c.high,
+            flagged=e.moves and (c.low > 0 or c.high < 0),
+            note=f"minus {DIMENSIONS_BY_NAME[e.dimension].base}",
+        )
+        for e in row.effects
+        for option, c in e.contrasts.items()
+    ]
+    if not rows:
+        return None
+    metric = METRIC_NAMES.get(row.metric, row.metric)
+    return Markup(  # svg.py escapes every label
+        interval_plot(
+            rows,
+            element_id="spread-contrasts",
+            title=f"{metric} at k = {row.k}: each option minus the base set's",
+            x_label=f"difference in {metric.lower()}",
+        )
+    )
+
+
 # --- items -----------------------------------------------------------------------------------
 
 
@@ -648,8 +1232,11 @@ class Page:
     plots: Plots
     run_metrics: list[RunMetrics]
     heatmaps: list[Heatmap]
+    skill_analytics: list[RunSkills]
     topics: Topics
     agreement: list[AgreementBlock]
+    audit: AuditView
+    spread: list[SpreadBlock]
     usage: Usage
     filters: ItemFilters
     data: dict[str, Any]  # the item records, for the script
@@ -671,8 +1258,11 @@ def page_view(store: Store, reports: Sequence[Report]) -> Page:
         plots=_plots(runs),
         run_metrics=_run_metrics(runs),
         heatmaps=_heatmaps(runs),
+        skill_analytics=_skill_analytics(runs),
         topics=_topics(runs),
         agreement=_agreement(runs),
+        audit=_audit(store, runs),
+        spread=_spread(runs),
         usage=_usage(runs),
         filters=_item_filters(data),
         data=data,
