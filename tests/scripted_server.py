@@ -110,7 +110,14 @@ def honest_policy(body: dict[str, Any]) -> Reply:
 
 
 class _QuietServer(ThreadingHTTPServer):
-    """A client that gave up (timeout, dropped connection) is expected here, not an error."""
+    """A client that gave up (timeout, dropped connection) is expected here, not an error.
+
+    The listen backlog is socketserver's 5 by default: a run opening dozens of connections
+    at once then has some refused and retried by the kernel after 1 s, 3 s, 7 s... which
+    turns a test of seconds into minutes. 128 takes every client a test starts at once.
+    """
+
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys

@@ -237,3 +237,25 @@ def test_embedded_spread_of_two_variants_has_the_section(tmp_path: Path):
     section = re.search(r'<section id="spread">(.*?)</section>', html, flags=re.S)
     assert section and data["group"] in section.group(1)
     assert "smoke test of the pipeline" in html  # the weak judge is still named
+
+    # The audit of that run finishes and says what one judge without reviews cannot tell;
+    # the page shows both sections to a real browser (screenshot for people to look at).
+    audit = json.loads(skillmix("audit", base_run, "--json", cwd=tmp_path).stdout)
+    assert audit["run_ids"] == [base_run]
+    assert any("leniency cannot be measured" in s for s in audit["cannot_tell"])
+    from browser import ARTIFACTS, launch, sync_api
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        chromium = launch(p)
+        page = chromium.new_page(viewport={"width": 1200, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto((tmp_path / "skillmix-out" / base_run / "report.html").as_uri())
+        for anchor in ("spread", "audit"):
+            shown = page.locator(f"section#{anchor}")
+            assert shown.is_visible(), anchor
+            shown.screenshot(path=str(ARTIFACTS / f"embedded-{anchor}-section.png"))
+        assert "leniency cannot be measured" in page.locator("section#audit").inner_text()
+        chromium.close()
+    assert not errors, errors

@@ -76,7 +76,7 @@ def build_page(store: Store, reports: Sequence[Report]) -> str:
     template = _environment().get_template("page.html.j2")
     return template.render(
         page=page_view(store, reports),
-        version=_version(),
+        version=skillmix_version(),
         csp=Markup(content_security_policy(script, style)),  # hashes and keywords only
         style=Markup(style),
         script=Markup(script),
@@ -132,10 +132,21 @@ def script_json(data: Any) -> Markup:
     return Markup(text)
 
 
-@cache
 def _environment() -> jinja2.Environment:
+    return environment()
+
+
+@cache
+def environment(*packages: str) -> jinja2.Environment:
+    """The Jinja2 environment of skillmix pages: autoescaped, strict, with `script_json`.
+
+    Templates are looked up in each package's `templates` folder first (another page, such
+    as the math page, names its own package), then in the report's.
+    """
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader(_PACKAGE, "templates"),
+        loader=jinja2.ChoiceLoader(
+            [jinja2.PackageLoader(package, "templates") for package in (*packages, _PACKAGE)]
+        ),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -146,7 +157,8 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _version() -> str:
+def skillmix_version() -> str:
+    """The installed skillmix version, for a page's footer and generator tag."""
     try:
         return metadata.version("skillmix")
     except metadata.PackageNotFoundError:
