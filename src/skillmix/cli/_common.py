@@ -97,6 +97,23 @@ def settings_options(func: F) -> F:
     )(func)
 
 
+def job_options(units: str) -> Callable[[F], F]:
+    """--estimate, --max-cost and --workers of a pipeline whose units of work are `units`."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--workers", type=int, help=f"{units} in flight (default: 2 x concurrency)."
+        )(func)
+        func = click.option(
+            "--max-cost", type=float, help="Stop sending once this invocation spent this (USD)."
+        )(func)
+        return click.option(
+            "--estimate", is_flag=True, help="Predict calls, tokens and cost; send nothing."
+        )(func)
+
+    return decorate
+
+
 def run_options(func: F) -> F:
     """The options that define a run, shared by `run` and `estimate`."""
     options = [

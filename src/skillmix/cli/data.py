@@ -14,6 +14,7 @@ from skillmix.cli._common import (
     config_option,
     console,
     err_console,
+    job_options,
     open_store,
     parse_k,
     prepare,
@@ -106,11 +107,7 @@ def data() -> None:
 @click.option(
     "--formats", default="jsonl,parquet,hf", show_default=True, help="jsonl, parquet and/or hf."
 )
-@click.option(
-    "--max-cost", type=float, help="Stop sending requests once this invocation spent this (USD)."
-)
-@click.option("--workers", type=int, help="Work units in flight (default: 2 x concurrency).")
-@click.option("--estimate", is_flag=True, help="Only predict calls, tokens and cost; send nothing.")
+@job_options("Work units")
 @config_option
 @settings_options
 @store_option
@@ -289,9 +286,7 @@ def held_out_summary(split: Mapping[str, Any], shown: int = 8) -> str:
     "--formats", default="jsonl,parquet,hf", show_default=True, help="Export formats to write."
 )
 @store_option
-@click.option("--estimate", is_flag=True, help="Predict calls, tokens and cost; send nothing.")
-@click.option("--max-cost", type=float, help="Stop sending once this many USD are spent.")
-@click.option("--workers", type=int, help="Examples in flight (default: 2 x concurrency).")
+@job_options("Examples")
 @settings_options
 def instruct(
     teacher: str,

@@ -13,6 +13,7 @@ from skillmix.cli._common import (
     UserError,
     console,
     err_console,
+    job_options,
     open_store,
     print_estimate,
     print_usage,
@@ -92,9 +93,7 @@ def math_group() -> None:
     "--no-solution", is_flag=True, help="Do not show the teacher the reference solutions."
 )
 @store_option
-@click.option("--estimate", is_flag=True, help="Predict calls, tokens and cost; send nothing.")
-@click.option("--max-cost", type=float, help="Stop sending once this many USD are spent.")
-@click.option("--workers", type=int, help="Questions in flight (default: 2 x concurrency).")
+@job_options("Questions")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @settings_options
 def label(
@@ -391,9 +390,7 @@ def _print_agreement(agreement: Agreement) -> None:
 @click.option("--no-structured", is_flag=True, help="Never ask the judge for JSON-schema output.")
 @click.option("--out", default="math-eval", show_default=True, help="Folder for the report files.")
 @store_option
-@click.option("--estimate", is_flag=True, help="Predict calls, tokens and cost; send nothing.")
-@click.option("--max-cost", type=float, help="Stop sending once this many USD are spent.")
-@click.option("--workers", type=int, help="Questions in flight (default: 2 x concurrency).")
+@job_options("Questions")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
 @settings_options
 def evaluate(

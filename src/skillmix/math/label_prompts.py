@@ -18,7 +18,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from skillmix.data.instruct.parse import (
@@ -32,7 +31,7 @@ from skillmix.data.instruct.parse import (
     token_jaccard,
 )
 from skillmix.math.problems import MathProblem
-from skillmix.prompts import DEFAULT_VERSION, TemplateError, TemplateSet
+from skillmix.prompts import DEFAULT_VERSION, TemplateSet, builtin_subset
 
 Message = dict[str, str]
 
@@ -95,14 +94,7 @@ class LabelTemplates:
 @cache
 def load_label_templates(version: str = DEFAULT_VERSION) -> LabelTemplates:
     """Read the `math_label_*` templates of a built-in version (`TemplateError` if missing)."""
-    root = resources.files("skillmix.prompts").joinpath("templates", version)
-    texts: dict[str, str] = {}
-    for name in TEMPLATE_NAMES:
-        path = root.joinpath(f"{name}.txt")
-        if not path.is_file():
-            raise TemplateError(f"template version '{version}' has no {name}.txt")
-        texts[name] = path.read_text()
-    return LabelTemplates(version, TemplateSet(version=version, texts=texts))
+    return LabelTemplates(version, builtin_subset(version, TEMPLATE_NAMES))
 
 
 def _user(text: str) -> Message:

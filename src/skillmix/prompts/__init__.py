@@ -54,6 +54,7 @@ from skillmix.prompts._sets import (
     TemplateError,
     TemplateSet,
     builtin_names,
+    builtin_subset,
     load_templates,
     template_spec,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "TemplateError",
     "TemplateSet",
     "builtin_names",
+    "builtin_subset",
     "generation_turn1",
     "generation_turn2",
     "grading",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -243,6 +244,18 @@ def _builtin(name: str) -> TemplateSet:
         if path.name.endswith(".txt")
     }
     return TemplateSet(version=name, texts=texts, source="built-in")
+
+
+def builtin_subset(version: str, names: Sequence[str]) -> TemplateSet:
+    """The templates `names` of the built-in set `version` (for another job's prompts, such
+    as Instruct-SkillMix's or the math labeller's); `TemplateError` names one it lacks."""
+    if version not in builtin_names():
+        raise TemplateError(f"no built-in template version '{version}'")
+    every = _builtin(version).texts
+    missing = [name for name in names if name not in every]
+    if missing:
+        raise TemplateError(f"template version '{version}' has no {missing[0]}.txt")
+    return TemplateSet(version=version, texts={name: every[name] for name in names})
 
 
 def _folder(path: Path) -> TemplateSet:

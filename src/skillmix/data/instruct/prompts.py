@@ -13,10 +13,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
-from skillmix.prompts import DEFAULT_VERSION, TemplateError, TemplateSet
+from skillmix.prompts import DEFAULT_VERSION, TemplateSet, builtin_subset
 
 Message = dict[str, str]
 
@@ -91,14 +90,7 @@ class InstructTemplates:
 @cache
 def load_instruct_templates(version: str = DEFAULT_VERSION) -> InstructTemplates:
     """Read the `instruct_*` templates of a version (raises `TemplateError` if missing)."""
-    root = resources.files("skillmix.prompts").joinpath("templates", version)
-    texts: dict[str, str] = {}
-    for name in INSTRUCT_TEMPLATE_NAMES:
-        path = root.joinpath(f"{name}.txt")
-        if not path.is_file():
-            raise TemplateError(f"template version '{version}' has no {name}.txt")
-        texts[name] = path.read_text()
-    return InstructTemplates(version, TemplateSet(version=version, texts=texts))
+    return InstructTemplates(version, builtin_subset(version, INSTRUCT_TEMPLATE_NAMES))
 
 
 # --- messages ---------------------------------------------------------------------------
