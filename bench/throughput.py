@@ -52,7 +52,7 @@ MODEL = "bench"  # the model name sent to the delay server (it accepts any)
 CONCURRENCIES = (1, 16, 64, 256)
 TRANSPORT_CONCURRENCIES = (64, 256)
 TRANSPORTS = (
-    "skillmix",  # OpenAICompatModel.complete: aiohttp + skillmix's limiter and parsing
+    "skillmix",  # OpenAICompatModel.complete: models.http + skillmix's limiter and parsing
     "aiohttp",
     "httpx",
     "openai-httpx",  # AsyncOpenAI() as it comes (httpx, 100 keep-alive connections)
@@ -419,6 +419,7 @@ def measure_run(task: dict[str, Any]) -> dict[str, Any]:
     from skillmix.config import RunConfig
     from skillmix.models.openai_compat import OpenAICompatModel
     from skillmix.protocol.engine import Engine
+    from skillmix.runtime.loop import run as loop_run
     from skillmix.store import Store
 
     base_url, concurrency = task["base_url"], task["concurrency"]
@@ -451,7 +452,7 @@ def measure_run(task: dict[str, Any]) -> dict[str, Any]:
             profiler = cProfile.Profile()
             profiler.enable()
         cpu0, t0 = time.process_time(), time.perf_counter()
-        result = asyncio.run(engine.run())
+        result = loop_run(engine.run())
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         if profiler is not None:
             profiler.disable()

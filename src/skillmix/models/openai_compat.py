@@ -1,12 +1,13 @@
-"""Any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp server, Ollama, ...) over aiohttp.
+"""Any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp server, Ollama, ...).
 
 Spec: `openai:MODEL` or `openai:MODEL@BASE_URL`. Base URL, key and headers come from the
 model's settings (skillmix.toml), else SKILLMIX_OPENAI_BASE_URL / OPENAI_BASE_URL and
 SKILLMIX_OPENAI_API_KEY / OPENAI_API_KEY (a key is optional for local servers).
 
-aiohttp rather than httpx: against a local server answering in 200 ms, httpx-based clients
-top out near 50-80 requests/s on 2 cores whatever the concurrency, aiohttp keeps up with
-hundreds of concurrent requests (bench/throughput.py measures both).
+The transport is `models.http.HttpClient`, a small keep-alive HTTP/1.1 client: against a
+local server answering in 200 ms, httpx-based clients top out near 50-80 requests/s on 2
+cores whatever the concurrency, and aiohttp keeps up but spends several times the CPU per
+request of a client that only posts JSON (bench/throughput.py measures all three).
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import json
 import os
 from typing import Any
 
-import aiohttp
-
 from skillmix.models.base import ChatRequest, ChatResponse, ModelError, UnknownModelError
+from skillmix.models.http import ConnectError, HttpClient, HttpError
 from skillmix.models.retry import RETRY_STATUSES, Retryable, RetryingClient, SchemaRejected
 from skillmix.models.settings import ModelSettings
 
@@ -68,24 +68,23 @@ class OpenAICompatModel(RetryingClient):
         # Structured-output dialects to try, best first; a server that rejects one moves on to
         # the next (llama.cpp's server takes json_object + schema, not json_schema).
         self.structured_modes = ["json_schema", "json_object"]
-        self._session: aiohttp.ClientSession | None = None
-        self._client_timeout: aiohttp.ClientTimeout | None = None
+        self._http: HttpClient | None = None
+        self._headers: dict[str, str] | None = None
 
     @property
     def identity(self) -> str:
         return f"{self.spec}@{self.base_url}"
 
-    def _timeout(self) -> aiohttp.ClientTimeout:
-        # One object per setting, not one per request.
-        if self._client_timeout is None or self._client_timeout.total != self.timeout_s:
-            self._client_timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        return self._client_timeout
-
-    def _session_for_loop(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
+    def _client(self) -> HttpClient:
+        if self._http is None:
+            try:
+                self._http = HttpClient(self.base_url)
+            except ValueError as err:
+                raise ModelError(
+                    f"{self.spec}: the base URL {self.base_url!r} is not an http(s) URL; "
+                    "set base_url in skillmix.toml or OPENAI_BASE_URL"
+                ) from err
+        return self._http
 
     def _body(self, request: ChatRequest, mode: str) -> dict[str, Any]:
         """The request body as sent (see `_payload` for its bytes)."""
@@ -118,42 +117,43 @@ class OpenAICompatModel(RetryingClient):
         return body
 
     def _request_headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **self.headers}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        return headers
+        if self._headers is None:  # built once: settings do not change during a run
+            headers = {"Content-Type": "application/json", **self.headers}
+            if self.api_key:
+                headers["Authorization"] = f"Bearer {self.api_key}"
+            self._headers = headers
+        return self._headers
 
     async def _attempt(self, request: ChatRequest, mode: str) -> ChatResponse:
         url = f"{self.base_url}/chat/completions"
-        session = self._session_for_loop()
         try:
-            async with session.post(
-                url,
-                data=self._payload(request, mode),
-                headers=self._request_headers(),
-                timeout=self._timeout(),
-            ) as resp:
-                raw = await resp.text()
-                if resp.status != 200:
-                    if mode and resp.status in (400, 422, 500) and "response_format" in raw:
-                        raise SchemaRejected()
-                    raise self._http_error(resp.status, raw, resp.headers.get("Retry-After"))
+            resp = await self._client().post(
+                "/chat/completions",
+                self._payload(request, mode),
+                self._request_headers(),
+                self.timeout_s,
+            )
         except TimeoutError as err:
             raise Retryable(
                 f"{self.spec}: no answer within {self.timeout_s:g}s", "timeout"
             ) from err
-        except aiohttp.ClientConnectorError as err:
+        except ConnectError as err:
             raise Retryable(
                 f"{self.spec}: cannot connect to {self.base_url} ({err.os_error}); "
                 "is the server running and the base URL right?",
                 "connect",
             ) from err
-        except aiohttp.ClientError as err:
+        except HttpError as err:
             raise Retryable(
                 f"{self.spec}: the connection to {self.base_url} broke without an answer "
                 f"({type(err).__name__}: {err})",
                 "connection",
             ) from err
+        raw = resp.text()
+        if resp.status != 200:
+            if mode and resp.status in (400, 422, 500) and "response_format" in raw:
+                raise SchemaRejected()
+            raise self._http_error(resp.status, raw, resp.headers.get("retry-after"))
         try:
             data = json.loads(raw)
             choice = data["choices"][0]
@@ -195,5 +195,6 @@ class OpenAICompatModel(RetryingClient):
         return ModelError(f"{self.spec}: HTTP {status} from {self.base_url}: {detail}")
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -123,6 +123,11 @@ class TemplateSet:
     # keeps the defaults: the verdict format the run chooses, the skills in item order.
     judge_format: JudgeFormat | None = None
     judge_skill_order: Literal["given", "alphabetical"] = "given"
+    # Templates ready to fill, by name and the fields that sat alone on a line and were
+    # empty (those lines are left out): a run renders the same few thousand times.
+    _ready: dict[tuple[str, tuple[str, ...]], Template] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def version_id(self) -> str:
@@ -162,9 +167,13 @@ class TemplateSet:
         """
         if template not in self.texts:
             raise TemplateError(f"template set {self.version} has no {template} template")
-        text = _drop_empty_lines(self.texts[template], fields)
+        text = self.texts[template]
+        empty = tuple(name for name in _lone_fields(text) if fields.get(name) == "")
+        ready = self._ready.get((template, empty))
+        if ready is None:
+            ready = self._ready[(template, empty)] = Template(_drop_empty_lines(text, fields))
         try:
-            return Template(text).substitute(fields).strip()
+            return ready.substitute(fields).strip()
         except KeyError as err:
             raise TemplateError(f"template {self.version}/{template} needs field {err}") from err
         except ValueError as err:
@@ -191,6 +200,17 @@ class TemplateSet:
 
 
 _LONE_FIELD = re.compile(r"\$(?:(\w+)|\{(\w+)\})")
+
+
+@lru_cache(maxsize=1024)
+def _lone_fields(text: str) -> tuple[str, ...]:
+    """The fields of `text` that stand alone on a line (left out when empty)."""
+    names = []
+    for line in text.split("\n"):
+        match = _LONE_FIELD.fullmatch(line.strip())
+        if match:
+            names.append(match.group(1) or match.group(2))
+    return tuple(names)
 
 
 def _drop_empty_lines(text: str, fields: dict[str, object]) -> str:

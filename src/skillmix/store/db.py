@@ -27,6 +27,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
+
 from skillmix.catalog.model import Catalog, Skill, Topic
 from skillmix.store import journal
 from skillmix.store.failures import (
@@ -448,7 +450,7 @@ class Store:
         row = self.db.execute("SELECT * FROM catalogs WHERE hash = ?", (content_hash,)).fetchone()
         if row is None:
             raise StoreError(f"catalog {content_hash[:12]} is not in {self.path}")
-        content = json.loads(row["content"])
+        content = _loads(row["content"])
         skills = tuple(Skill(**{**s, "aliases": tuple(s["aliases"])}) for s in content["skills"])
         topics = tuple(Topic(**t) for t in content["topics"])
         return Catalog(name=row["name"], skills=skills, topics=topics, version=row["version"])
@@ -507,7 +509,7 @@ class Store:
 
     def _run_record(self, row: sqlite3.Row) -> RunRow:
         status = observed_status(self.db, row["id"], row["status"])
-        return cast(RunRow, {**dict(row), "status": status, "config": json.loads(row["config"])})
+        return cast(RunRow, {**dict(row), "status": status, "config": _loads(row["config"])})
 
     def put_items(
         self, run_id: str, items: list[tuple[int, str, int, tuple[str, ...], str]]
@@ -523,7 +525,7 @@ class Store:
         rows = self.db.execute(
             "SELECT * FROM items WHERE run_id = ? ORDER BY k, position", (run_id,)
         ).fetchall()
-        return [cast(ItemRow, {**dict(r), "skill_ids": json.loads(r["skill_ids"])}) for r in rows]
+        return [cast(ItemRow, {**dict(r), "skill_ids": _loads(r["skill_ids"])}) for r in rows]
 
     # --- calls (log and cache) ---------------------------------------------------------------
 
@@ -689,7 +691,7 @@ class Store:
         rows = self.db.execute(
             "SELECT * FROM generations WHERE run_id = ? ORDER BY item_id, round", (run_id,)
         ).fetchall()
-        return [cast(GenerationRow, {**dict(r), "named": json.loads(r["named"])}) for r in rows]
+        return [cast(GenerationRow, {**dict(r), "named": _loads(r["named"])}) for r in rows]
 
     def put_grade(
         self,
@@ -782,8 +784,8 @@ class Store:
                 GradeRow,
                 {
                     **dict(r),
-                    "verdicts": None if r["verdicts"] is None else json.loads(r["verdicts"]),
-                    "call_keys": json.loads(r["call_keys"]),
+                    "verdicts": None if r["verdicts"] is None else _loads(r["verdicts"]),
+                    "call_keys": _loads(r["call_keys"]),
                 },
             )
             for r in rows
@@ -838,7 +840,7 @@ class Store:
             (run_id,),
         ).fetchall()
         return [
-            cast(ReferencePointRow, {**dict(r), "points": json.loads(r["points"])}) for r in rows
+            cast(ReferencePointRow, {**dict(r), "points": _loads(r["points"])}) for r in rows
         ]
 
     # --- records of other pipelines --------------------------------------------------------
@@ -857,10 +859,20 @@ class Store:
             "SELECT key, data FROM records WHERE run_id = ? AND kind = ? ORDER BY key",
             (run_id, kind),
         )
-        return {key: json.loads(data) for key, data in rows}
+        return {key: _loads(data) for key, data in rows}
 
 
 EVALUATION = "evaluation"
+
+
+def _loads(text: str | bytes) -> Any:
+    """A stored JSON value. orjson decodes the many small values a report reads several times
+    faster; what it refuses (NaN, which `json.dumps` writes, or integers beyond 64 bits)
+    goes through the standard module."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def run_kind(run: RunRow) -> str:
@@ -889,8 +901,8 @@ def _call_record(row: sqlite3.Row) -> CallRecord:
         provider=row["provider"],
         model=row["model"],
         role=row["role"],
-        messages=json.loads(row["messages"]),
-        settings=json.loads(row["settings"]),
+        messages=_loads(row["messages"]),
+        settings=_loads(row["settings"]),
         response=row["response"],
         prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"],
