@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +40,11 @@ def canonical(body: dict) -> str:
     return json.dumps(body, sort_keys=True)
 
 
-def stored_bodies(store: Path, model: OpenAICompatModel) -> set[str]:
+def stored_bodies(store: Path | str, model: OpenAICompatModel) -> set[str]:
     """The HTTP bodies of every call whose answer the store holds (for resume tests)."""
-    db = sqlite3.connect(store)
+    from skillmix.store import Store
+
+    db = Store(store, read_only=True).db
     bodies = set()
     for messages, settings in db.execute("SELECT messages, settings FROM calls"):
         s = json.loads(settings)
@@ -94,3 +95,42 @@ def wait_until_held(server: ScriptedServer, proc: subprocess.Popen, limit_s: flo
         if proc.poll() is not None:
             raise AssertionError(f"the process ended (exit {proc.returncode}) before the hold")
     raise AssertionError("the run never reached the hold point")
+
+
+# --- stores on both backends ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session (see pg_server.py). Its folder is not under
+    pytest's temporary root, which only root may enter: the server runs as `postgres`."""
+    import shutil
+    import tempfile
+
+    from pg_server import PostgresServer
+
+    root = Path(tempfile.mkdtemp(prefix="skillmix-pg-"))
+    server = PostgresServer(root).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_at(request: pytest.FixtureRequest, tmp_path: Path):
+    """`store_at(name)`: where a store called `name` lives on this test's backend: an SQLite
+    file in tmp_path, or a fresh PostgreSQL database (the same one for the same name)."""
+    made: dict[str, str] = {}
+
+    def location(name: str = "store") -> str:
+        if name not in made:
+            if request.param == "sqlite":
+                made[name] = str(tmp_path / f"{name}.sqlite")
+            else:
+                made[name] = request.getfixturevalue("postgres").new_database()
+        return made[name]
+
+    location.backend = request.param  # type: ignore[attr-defined]
+    return location

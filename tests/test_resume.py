@@ -14,7 +14,7 @@ from scripted_server import ScriptedServer, honest_policy
 from skillmix.models.openai_compat import OpenAICompatModel
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path, store_at):
     """Killed while the server holds its requests from a chosen count on, then resumed.
 
     The resume talks to a fresh server on the same address, so every request that server
@@ -22,7 +22,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
     never be mistaken for one the resume sent twice.
     """
     total = 2 * 5 * 2 * (2 + 3)
-    killed_store = tmp_path / "killed.sqlite"
+    killed_store = store_at("killed")
     with ScriptedServer(honest_policy) as first:
         port = first.port
         args = [
@@ -55,7 +55,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path):
         assert len(resumed_requests) == len(set(resumed_requests))
 
         mark = len(second.requests)
-        clean_store = tmp_path / "clean.sqlite"
+        clean_store = store_at("clean")
         skillmix(*args, "--store", str(clean_store), cwd=tmp_path)
         assert len(second.requests) - mark == total
         all_clean = {canonical(b) for b in second.requests[mark:]}

@@ -295,8 +295,8 @@ def test_lone_surrogates_are_stored_repaired_and_recorded(tmp_path: Path):
     assert integrity(tmp_path / "s.sqlite") == "ok"
 
 
-def test_one_bad_value_does_not_poison_its_batch(tmp_path: Path):
-    store = Store(tmp_path / "s.sqlite")
+def test_one_bad_value_does_not_poison_its_batch(store_at):
+    store = Store(store_at())
 
     async def work() -> None:
         with store.group_commits():
@@ -354,11 +354,11 @@ def started(
         proc.wait()
 
 
-def test_two_concurrent_runs_pay_once_and_agree(tmp_path: Path):
+def test_two_concurrent_runs_pay_once_and_agree(tmp_path: Path, store_at):
     """Two real processes start the same run together. One holds the run's lease and is held
     by the server mid-run; the other waits for it (--wait), and a third without --wait is told
     which process holds the run. Paid requests equal one run's; both print the same metrics."""
-    store = tmp_path / "s.sqlite"
+    store = store_at("s")
     with ScriptedServer(honest_policy) as server:
         args = [*run_args(server.spec(), store), "--wait"]
         server.hold_from(1)
@@ -384,7 +384,7 @@ def test_two_concurrent_runs_pay_once_and_agree(tmp_path: Path):
             assert a.returncode == 0 and b.returncode == 0, outputs
         paid = [canonical(x) for x in server.requests]
         mark = len(server.requests)
-        clean = tmp_path / "clean.sqlite"
+        clean = store_at("clean")
         skillmix(*run_args(server.spec(), clean), cwd=tmp_path)
         clean_paid = len(server.requests) - mark
 
@@ -396,9 +396,9 @@ def test_two_concurrent_runs_pay_once_and_agree(tmp_path: Path):
     assert report_json(store, tmp_path)["metrics"] == report_json(clean, tmp_path)["metrics"]
 
 
-def test_lease_is_free_when_its_holder_is_gone(tmp_path: Path):
+def test_lease_is_free_when_its_holder_is_gone(store_at):
     """A live holder keeps a run; one that ended on this host, or stopped beating, does not."""
-    store = Store(tmp_path / "s.sqlite")
+    store = Store(store_at())
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
@@ -410,7 +410,8 @@ def test_lease_is_free_when_its_holder_is_gone(tmp_path: Path):
     def plant(pid: int, host: str, heartbeat_age: float) -> None:
         now = time.time()
         store.db.execute(
-            "INSERT OR REPLACE INTO leases VALUES ('run', 'someone', ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO leases (run_id, owner, pid, host, acquired, heartbeat) "
+            "VALUES ('run', 'someone', ?, ?, ?, ?)",
             (pid, host, now - heartbeat_age, now - heartbeat_age),
         )
 
@@ -431,8 +432,8 @@ def test_lease_is_free_when_its_holder_is_gone(tmp_path: Path):
     assert store.db.execute("SELECT COUNT(*) FROM leases").fetchone()[0] == 0
 
 
-def test_a_lease_that_was_taken_over_stops_its_old_holder(tmp_path: Path):
-    store = Store(tmp_path / "s.sqlite")
+def test_a_lease_that_was_taken_over_stops_its_old_holder(store_at):
+    store = Store(store_at())
     lease = RunLease(store, "run", heartbeat_s=0.01)
     assert lease.try_take() is None
     store.db.execute("UPDATE leases SET owner = 'a process that took it over'")
@@ -444,10 +445,10 @@ def test_a_lease_that_was_taken_over_stops_its_old_holder(tmp_path: Path):
         store.raise_if_failed()
 
 
-def test_a_grade_counts_only_for_the_text_it_graded(tmp_path: Path):
+def test_a_grade_counts_only_for_the_text_it_graded(store_at):
     """Two connections to one store stand for two processes: when one replaces a generation
     with another sample, the other's grade of the old text no longer counts."""
-    path = tmp_path / "s.sqlite"
+    path = store_at()
     first, second = Store(path), Store(path)
 
     def generation(store: Store, answer: str) -> None:
@@ -654,11 +655,9 @@ def test_a_torn_side_file_line_costs_only_itself(tmp_path: Path):
     assert unreadable == 2
 
 
-def test_records_round_trip_and_replace(tmp_path):
+def test_records_round_trip_and_replace(store_at):
     """Pipelines' JSON records: stored by run, kind and key; a second put replaces."""
-    from skillmix.store import Store
-
-    path = tmp_path / "r.sqlite"
+    path = store_at()
     store = Store(path)
     store.put_record("run-a", "math.label", "q2", {"skill": "algebra", "n": 1})
     store.put_record("run-a", "math.label", "q1", {"skill": "geometry"})

@@ -2,7 +2,8 @@
 
 `main` is the click group and the one place where a `SkillmixError` becomes a message.
 Each command family lives in its own module (run, catalog, report, cache, data, review,
-protocol, importing, audit, analyze, spread, math) and shares options and helpers through `_common`.
+protocol, importing, audit, analyze, spread, math, store) and shares options and helpers
+through `_common`.
 Command modules import only click at load time, so `skillmix --help` stays fast; the
 library is imported inside the commands.
 """
@@ -27,6 +28,7 @@ from skillmix.cli import (
     review,
     run,
     spread,
+    store,
 )
 from skillmix.cli._common import err_console
 from skillmix.errors import BudgetError, SkillmixError
@@ -96,6 +98,7 @@ _register(
     data.data,
     math.math_group,
     review.review,
+    store.store,
     protocol.protocol,
     importing.import_group,
 )

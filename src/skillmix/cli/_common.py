@@ -57,7 +57,8 @@ store_option = click.option(
     "store_path",
     default=lambda: os.environ.get("SKILLMIX_STORE", DEFAULT_STORE),
     show_default=DEFAULT_STORE,
-    help="SQLite run store (env SKILLMIX_STORE).",
+    help="Run store: an SQLite file or a postgresql://user@host:port/db URL "
+    "(env SKILLMIX_STORE).",
 )
 catalog_option = click.option(
     "--catalog",

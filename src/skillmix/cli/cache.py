@@ -29,7 +29,7 @@ def cache_stats(store_path: str) -> None:
         "completion tok",
         "MB",
         "unreferenced",
-        title=f"response cache in {escaped(store.path)}",
+        title=f"response cache in {escaped(store.location)}",
     )
     for row in store.cache_stats():
         table.add_row(
@@ -43,7 +43,7 @@ def cache_stats(store_path: str) -> None:
             f"{row['unreferenced']:,}",
         )
     console.print(table)
-    console.print(f"store file: {store.path.stat().st_size / 1e6:.2f} MB")
+    console.print(f"store size: {store.size_bytes() / 1e6:.2f} MB")
 
 
 @cache.command("prune")

@@ -1,4 +1,8 @@
-"""The run store: one SQLite file (WAL) holding runs, items, every model call, answers and grades.
+"""The run store: runs, items, every model call, answers and grades, in one database.
+
+The database is one SQLite file (WAL) by default, or a PostgreSQL database shared by a team
+(`--store postgresql://user@host/db`); `backend` keeps the two apart, and everything here
+works the same on both.
 
 Every write commits at once (inside an event loop: once per loop iteration, see
 `group_commits`), so a process killed at any moment loses at most the calls in flight.
@@ -19,18 +23,30 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import orjson
 
 from skillmix.catalog.model import Catalog, Skill, Topic
 from skillmix.store import journal
+from skillmix.store.backend import (
+    RECONNECT_TRIES,
+    ConnectionLost,
+    Cursor,
+    Database,
+    PostgresDatabase,
+    SQLiteDatabase,
+    is_postgres,
+    masked,
+)
 from skillmix.store.failures import (
     StoreError,
     StoreNotFound,
@@ -54,6 +70,7 @@ from skillmix.store.text import has_lone_surrogates, repair_text
 SCHEMA_VERSION = 2
 # Columns added since schema 1, added to older stores when they are opened for writing.
 ADDED_COLUMNS = {"calls": {"raw_response": "TEXT"}, "grades": {"answer_hash": "TEXT"}}
+T = TypeVar("T")
 _CALL_INSERT = "INSERT OR IGNORE INTO calls "
 
 SCHEMA = """
@@ -178,7 +195,11 @@ class Store:
     """
 
     def __init__(self, path: str | Path, *, read_only: bool = False):
-        self.path = Path(path)
+        location = str(path)
+        self.url = location if is_postgres(location) else None
+        # For PostgreSQL, `path` is where this machine keeps the store's side file.
+        self.path = Path(location) if self.url is None else _side_base(location)
+        self.location = str(self.path) if self.url is None else masked(location)
         self.read_only = read_only
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
         self._pending_calls: dict[str, CallRecord] = {}
@@ -188,31 +209,76 @@ class Store:
         self.repaired_texts = 0  # values whose lone surrogates were replaced before storing
         self.replayed = 0  # writes stored from the side file of an earlier run
         self.replay_dropped = 0  # lines of that side file that could not be stored
+        self.db: Database
+        if self.url is not None:
+            self.db = _open_postgres(self.url, read_only=read_only)
+            if not read_only:
+                self._migrate()
+                self._replay_side_file()
+            return
         if read_only:
-            self.db = _connect_read_only(self.path)
+            self.db = SQLiteDatabase(_connect_read_only(self.path))
             return
         if self.path.exists() and not _writable(self.path):
             raise _read_only_error(self.path)
         if not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            conn = _connect_sqlite(self.path)
+            conn.execute("PRAGMA journal_mode=WAL")
             # Each write commits at once. With WAL and synchronous=OFF a commit is a write()
             # to the OS without fsync: it survives the process being killed (even SIGKILL),
             # not a power cut, and costs microseconds instead of a disk flush.
-            self.db.execute("PRAGMA synchronous=OFF")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            version = _check_version(self.db, self.path)
-            self.db.executescript(SCHEMA + LEASE_SCHEMA)
-            if version < SCHEMA_VERSION:
-                with self.transaction():
-                    _add_missing_columns(self.db)
-                    self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self.db = SQLiteDatabase(conn, lambda: _connect_sqlite(self.path))
+            self._migrate()
         except sqlite3.Error as err:
             raise _open_error(err, self.path) from err
         self._replay_side_file()
+
+    def _migrate(self) -> None:
+        """Create the tables, or bring an older store's up to this schema, and record it.
+
+        The version is recorded in the database (SQLite's user_version, a one-row table on
+        PostgreSQL); a store written by a newer skillmix is refused rather than changed.
+        """
+        version = _check_version(self.db, self.location)
+
+        def upgrade() -> None:
+            if version < SCHEMA_VERSION:
+                _add_missing_columns(self.db)
+                _set_version(self.db, SCHEMA_VERSION)
+
+        if self.db.dialect == "sqlite":
+            # Tables added since (IF NOT EXISTS), outside a transaction: SQLite's
+            # executescript commits one first.
+            self.db.executescript(SCHEMA + LEASE_SCHEMA)
+            self._atomic(upgrade)
+            return
+
+        def migrate() -> None:
+            self.db.lock("skillmix-schema")  # two first opens of a new database at once
+            self.db.executescript(SCHEMA + LEASE_SCHEMA)
+            upgrade()
+
+        self._atomic(migrate)
+
+    @property
+    def backend(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return self.db.dialect
+
+    @property
+    def schema_version(self) -> int:
+        return _check_version(self.db, self.location)
+
+    def size_bytes(self) -> int:
+        """What the store takes: the file and its write-ahead log, or the database."""
+        if self.db.dialect == "sqlite":
+            files = (self.path, Path(f"{self.path}-wal"))
+            return sum(f.stat().st_size for f in files if f.exists())
+        return int(self.db.execute("SELECT pg_database_size(current_database())").fetchone()[0])
 
     def close(self) -> None:
         if not self.read_only:
@@ -267,7 +333,7 @@ class Store:
             self._settle()
             raise StoreWriteError(err.failure) from err
 
-    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> Cursor:
         """One statement outside a group commit; a store problem is a StoreWriteError."""
         try:
             return self.db.execute(sql, params)
@@ -297,12 +363,14 @@ class Store:
         """
         if not self._pending:
             return
+        def commit() -> None:
+            # Runs of the same statement (a tick's answers, ledger rows, grades) go to the
+            # database in one executemany each, in their order.
+            for sql, group in itertools.groupby(self._pending, key=itemgetter(0)):
+                self.db.executemany(sql, [params for _, params in group])
+
         try:
-            with self.transaction():
-                # Runs of the same statement (a tick's answers, ledger rows, grades) go
-                # to SQLite in one executemany each, in their order.
-                for sql, group in itertools.groupby(self._pending, key=itemgetter(0)):
-                    self.db.executemany(sql, [params for _, params in group])
+            self._atomic(commit)
         except StoreError as err:
             self.fail(err)
             return
@@ -316,13 +384,21 @@ class Store:
 
     def _commit_one_by_one(self) -> Exception | None:
         refused: list[tuple[str, Exception]] = []
+
+        def commit() -> None:
+            refused.clear()
+            for sql, params in self._pending:
+                # A savepoint per write: PostgreSQL aborts the whole transaction otherwise.
+                self.db.execute("SAVEPOINT one_write")
+                try:
+                    self.db.execute(sql, params)
+                except self.db.refused as err:
+                    self.db.execute("ROLLBACK TO SAVEPOINT one_write")
+                    refused.append((sql, err))
+                self.db.execute("RELEASE SAVEPOINT one_write")
+
         try:
-            with self.transaction():
-                for sql, params in self._pending:
-                    try:
-                        self.db.execute(sql, params)
-                    except (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError) as err:
-                        refused.append((sql, err))
+            self._atomic(commit)
         except Exception as err:  # kept as the reason the writes stopped
             return err
         self._pending = []
@@ -403,22 +479,38 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One write transaction; a store problem (full disk, read-only) is a StoreWriteError."""
+        """One write transaction; a store problem (full disk, read-only) is a StoreWriteError.
+
+        On PostgreSQL a dropped connection ends it with `ConnectionLost`: see `_atomic`.
+        """
+        db = self.db
         try:
-            self.db.execute("BEGIN IMMEDIATE")
+            db.begin()
             try:
                 yield
-                self.db.execute("COMMIT")
+                db.execute("COMMIT")
             except BaseException:
-                if self.db.in_transaction:  # SQLite may have rolled back already (full disk)
-                    with suppress(sqlite3.Error):
-                        self.db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite may have rolled back already (full disk)
+                    with suppress(db.Error, ConnectionLost):
+                        db.execute("ROLLBACK")
                 raise
         except (sqlite3.OperationalError, OSError) as err:
             failure = describe_failure(err, self.path)
             if failure is None:
                 raise
             raise StoreWriteError(failure) from err
+
+    def _atomic(self, body: Callable[[], T]) -> T:
+        """`body` in one transaction, done again on a new connection if the connection
+        dropped on the way (PostgreSQL; every write here is an upsert, so that is safe)."""
+        for attempt in range(RECONNECT_TRIES):
+            try:
+                with self.transaction():
+                    return body()
+            except ConnectionLost:
+                if attempt + 1 == RECONNECT_TRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     # --- the run lease ----------------------------------------------------------------------
 
@@ -449,7 +541,7 @@ class Store:
     def get_catalog(self, content_hash: str) -> Catalog:
         row = self.db.execute("SELECT * FROM catalogs WHERE hash = ?", (content_hash,)).fetchone()
         if row is None:
-            raise StoreError(f"catalog {content_hash[:12]} is not in {self.path}")
+            raise StoreError(f"catalog {content_hash[:12]} is not in {self.location}")
         content = _loads(row["content"])
         skills = tuple(Skill(**{**s, "aliases": tuple(s["aliases"])}) for s in content["skills"])
         topics = tuple(Topic(**t) for t in content["topics"])
@@ -476,7 +568,7 @@ class Store:
         """
         sql = "UPDATE runs SET status = ?, updated = ? WHERE id = ?"
         if self._failed is not None and status != "done":
-            with suppress(sqlite3.Error):
+            with suppress(self.db.Error, StoreError):
                 self.db.execute(sql, (status, time.time(), run_id))
             return
         self.flush()
@@ -491,12 +583,12 @@ class Store:
             ).fetchall()
             if len(matches) > 1:
                 raise StoreError(
-                    f"'{run_id}' is the start of {len(matches)} run ids in {self.path} "
+                    f"'{run_id}' is the start of {len(matches)} run ids in {self.location} "
                     f"({', '.join(r['id'] for r in matches)}); give more of the id"
                 )
             if len(matches) != 1:
                 known = ", ".join(r["id"] for r in self.list_runs()) or "none"
-                raise StoreError(f"no run '{run_id}' in {self.path} (runs: {known})")
+                raise StoreError(f"no run '{run_id}' in {self.location} (runs: {known})")
             row = matches[0]
         return self._run_record(row)
 
@@ -507,19 +599,21 @@ class Store:
         runs = [self._run_record(r) for r in rows]
         return runs if kind is None else [r for r in runs if run_kind(r) == kind]
 
-    def _run_record(self, row: sqlite3.Row) -> RunRow:
+    def _run_record(self, row: Any) -> RunRow:
         status = observed_status(self.db, row["id"], row["status"])
         return cast(RunRow, {**dict(row), "status": status, "config": _loads(row["config"])})
 
     def put_items(
         self, run_id: str, items: list[tuple[int, str, int, tuple[str, ...], str]]
     ) -> None:
-        with self.transaction():
-            self.db.executemany(
+        rows = [(run_id, iid, pos, k, json.dumps(list(s)), t) for pos, iid, k, s, t in items]
+        self._atomic(
+            lambda: self.db.executemany(
                 "INSERT OR IGNORE INTO items (run_id, item_id, position, k, skill_ids, topic_id) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                [(run_id, iid, pos, k, json.dumps(list(s)), t) for pos, iid, k, s, t in items],
+                rows,
             )
+        )
 
     def items(self, run_id: str) -> list[ItemRow]:
         rows = self.db.execute(
@@ -543,8 +637,13 @@ class Store:
         the last message picked out by SQLite rather than decoding each conversation here. A
         call the run used without a `run_calls` row is not in it: read it with `get_call`.
         """
+        last = (
+            "json_extract(c.messages, '$[#-1].content')"
+            if self.db.dialect == "sqlite"
+            else "(c.messages::jsonb -> -1 ->> 'content')"
+        )
         rows = self.db.execute(
-            "SELECT c.key, json_extract(c.messages, '$[#-1].content'), c.response "
+            f"SELECT c.key, {last}, c.response "
             "FROM run_calls rc JOIN calls c ON c.key = rc.key WHERE rc.run_id = ?",
             (run_id,),
         )
@@ -585,7 +684,8 @@ class Store:
         """The ledger: this run used this call, paid for it (sent) or from the cache."""
         self._write(
             "INSERT INTO run_calls (run_id, key, role, sent) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (run_id, key) DO UPDATE SET sent = max(sent, excluded.sent)",
+            "ON CONFLICT (run_id, key) DO UPDATE SET sent = "
+            "CASE WHEN excluded.sent > run_calls.sent THEN excluded.sent ELSE run_calls.sent END",
             (run_id, key, role, int(sent)),
         )
 
@@ -609,7 +709,8 @@ class Store:
             "SUM(completion_tokens) AS completion_tokens, "
             "SUM(length(messages) + length(response)) AS bytes, "
             "MIN(created) AS oldest, MAX(created) AS newest, "
-            "SUM(key NOT IN (SELECT key FROM run_calls)) AS unreferenced "
+            "SUM(CASE WHEN key NOT IN (SELECT key FROM run_calls) THEN 1 ELSE 0 END) "
+            "AS unreferenced "
             "FROM calls GROUP BY provider, model, role ORDER BY provider, model, role"
         ).fetchall()
         return [cast(CacheStatsRow, dict(r)) for r in rows]
@@ -627,7 +728,7 @@ class Store:
         Calls that a stored generation or grade points to are kept unless `model` names
         them explicitly, so pruning never breaks `skillmix show` for a kept run.
         """
-        conditions = ["1"]
+        conditions = ["1 = 1"]
         params: list[Any] = []
         if older_than_s is not None:
             conditions.append("created < ?")
@@ -647,9 +748,9 @@ class Store:
             self.db.execute(f"SELECT COUNT(*) FROM calls WHERE {where}", params).fetchone()[0]
         )
         if not dry_run and count:
-            with self.transaction():
-                self.db.execute(f"DELETE FROM calls WHERE {where}", params)
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._atomic(lambda: self.db.execute(f"DELETE FROM calls WHERE {where}", params))
+            if self.db.dialect == "sqlite":
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return count
 
     # --- generations and grades --------------------------------------------------------------
@@ -743,15 +844,17 @@ class Store:
         if not reviewer.strip():
             raise StoreError("a human verdict needs the reviewer's name")
         now = time.time()
-        with self.transaction():
-            self.db.executemany(
+        rows = [
+            (run_id, item_id, gen_round, criterion, reviewer.strip(), int(value), now)
+            for criterion, value in verdicts.items()
+        ]
+        self._atomic(
+            lambda: self.db.executemany(
                 "INSERT OR REPLACE INTO human_verdicts (run_id, item_id, gen_round, criterion, "
                 "reviewer, value, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (run_id, item_id, gen_round, criterion, reviewer.strip(), int(value), now)
-                    for criterion, value in verdicts.items()
-                ],
+                rows,
             )
+        )
 
     def human_verdicts(self, run_id: str) -> list[HumanVerdictRow]:
         """Rows of (item_id, gen_round, criterion, reviewer, value, created)."""
@@ -881,7 +984,7 @@ def run_kind(run: RunRow) -> str:
     return str(run["config"].get("kind") or EVALUATION)
 
 
-def _human_rows(rows: list[sqlite3.Row]) -> list[HumanVerdictRow]:
+def _human_rows(rows: list[Any]) -> list[HumanVerdictRow]:
     return [cast(HumanVerdictRow, dict(r)) for r in rows]
 
 
@@ -890,12 +993,12 @@ def answer_hash(answer: str) -> str:
     return hashlib.sha256(answer.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _graded_current(row: sqlite3.Row, answers: dict[tuple[str, int], str]) -> bool:
+def _graded_current(row: Any, answers: dict[tuple[str, int], str]) -> bool:
     graded = _column(row, "answer_hash")
     return graded is None or answers.get((row["item_id"], row["gen_round"])) == graded
 
 
-def _call_record(row: sqlite3.Row) -> CallRecord:
+def _call_record(row: Any) -> CallRecord:
     return CallRecord(
         key=row["key"],
         provider=row["provider"],
@@ -913,7 +1016,7 @@ def _call_record(row: sqlite3.Row) -> CallRecord:
     )
 
 
-def _column(row: sqlite3.Row, name: str) -> Any:
+def _column(row: Any, name: str) -> Any:
     """A column that stores written by an older skillmix may lack (then None)."""
     try:
         return row[name]
@@ -924,24 +1027,78 @@ def _column(row: sqlite3.Row, name: str) -> Any:
 # --- opening ------------------------------------------------------------------------------
 
 
-def _check_version(db: sqlite3.Connection, path: Path) -> int:
-    """The store's schema version; one newer than this skillmix knows is an error."""
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+def _check_version(db: Database | sqlite3.Connection, where: object) -> int:
+    """The store's schema version (0: new); one newer than this skillmix knows is an error."""
+    if isinstance(db, sqlite3.Connection) or db.dialect == "sqlite":
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    elif db.execute("SELECT to_regclass('skillmix_schema')").fetchone()[0] is None:
+        version = 0
+    else:
+        version = int(db.execute("SELECT max(version) FROM skillmix_schema").fetchone()[0] or 0)
     if version > SCHEMA_VERSION:
         raise StoreError(
-            f"{path} was written by a newer skillmix (schema {version}, this one reads "
+            f"{where} was written by a newer skillmix (schema {version}, this one reads "
             f"up to {SCHEMA_VERSION})",
             hint="upgrade skillmix: pip install -U skillmix",
         )
     return version
 
 
-def _add_missing_columns(db: sqlite3.Connection) -> None:
+def _set_version(db: Database, version: int) -> None:
+    if db.dialect == "sqlite":
+        db.execute(f"PRAGMA user_version={int(version)}")
+    else:
+        db.execute("CREATE TABLE IF NOT EXISTS skillmix_schema (version INTEGER NOT NULL)")
+        db.execute("DELETE FROM skillmix_schema")
+        db.execute("INSERT INTO skillmix_schema (version) VALUES (?)", (version,))
+
+
+def _add_missing_columns(db: Database) -> None:
     for table, columns in ADDED_COLUMNS.items():
-        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if db.dialect == "sqlite":
+            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        else:
+            have = {
+                row[0]
+                for row in db.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = ?",
+                    (table,),
+                )
+            }
         for name, kind in columns.items():
             if name not in have:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def _connect_sqlite(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(str(path), isolation_level=None, timeout=30)
+
+
+def _open_postgres(url: str, *, read_only: bool) -> PostgresDatabase:
+    """A connection to the PostgreSQL store at `url`; reading needs its tables there."""
+    db = PostgresDatabase(url)
+    if read_only:
+        found = db.execute("SELECT to_regclass('runs')").fetchone()[0]
+        if found is None:
+            db.close()
+            raise StoreNotFound(
+                f"no skillmix store in the PostgreSQL database {masked(url)} (it has no "
+                "runs table)",
+                hint="check the database name, or write to it first (skillmix run --store URL)",
+            )
+        _check_version(db, masked(url))
+    return db
+
+
+def _side_base(url: str) -> Path:
+    """Where this machine keeps the side file of the PostgreSQL store at `url` (writes the
+    server could not take), under the user's cache folder, one per server and database."""
+    parts = urlsplit(url)
+    name = f"{parts.hostname or 'local'}-{parts.port or 5432}-{parts.path.strip('/') or 'db'}"
+    digest = hashlib.sha256(masked(url).encode()).hexdigest()[:12]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "skillmix"
+    return base / f"postgresql-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{digest}"
 
 
 def _open_error(err: sqlite3.Error, path: Path) -> StoreError:

@@ -1,8 +1,9 @@
 """One process at a time per run: a lease row with its holder and a heartbeat.
 
 A process that runs a run first takes its lease (a row in `leases`: owner, pid, host,
-heartbeat) in one `BEGIN IMMEDIATE` transaction, so two processes can never both take
-it. While it holds the lease a thread refreshes the heartbeat every `HEARTBEAT_S`
+heartbeat) in one transaction that holds the database's write lock (SQLite) or an advisory
+lock on the run (PostgreSQL), so two processes can never both take it. While it holds
+the lease a thread refreshes the heartbeat every `HEARTBEAT_S`
 seconds. A lease is free when nobody holds it, when its holder is a process on this host
 that no longer exists (a SIGKILLed run is resumed at once), or when its heartbeat is older
 than `LEASE_TIMEOUT_S` (a holder on another host that died, or a reused pid). Another
@@ -15,14 +16,13 @@ import asyncio
 import os
 import secrets
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from skillmix.store.failures import StoreError
 
@@ -101,7 +101,7 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
-def holder_of(db: sqlite3.Connection, run_id: str) -> LeaseHolder | None:
+def holder_of(db: Any, run_id: str) -> LeaseHolder | None:
     """Who holds the lease of `run_id`, as its row says (alive or not), or None."""
     row = db.execute(
         "SELECT owner, pid, host, acquired, heartbeat FROM leases WHERE run_id = ?", (run_id,)
@@ -109,7 +109,7 @@ def holder_of(db: sqlite3.Connection, run_id: str) -> LeaseHolder | None:
     return None if row is None else LeaseHolder(*row)
 
 
-def observed_status(db: sqlite3.Connection, run_id: str, status: str) -> str:
+def observed_status(db: Any, run_id: str, status: str) -> str:
     """A run's status as a reader should see it: a run recorded as "running" whose lease
     holder is gone (killed, crashed, or never took one) is "interrupted". Writes nothing.
 
@@ -119,7 +119,7 @@ def observed_status(db: sqlite3.Connection, run_id: str, status: str) -> str:
         return status
     try:
         holder = holder_of(db, run_id)
-    except sqlite3.OperationalError:
+    except db.OperationalError:
         return status
     if holder is not None and holder.alive(time.time(), socket.gethostname()):
         return status
@@ -141,15 +141,23 @@ class RunLease:
     def try_take(self) -> LeaseHolder | None:
         """Take the lease unless a live process holds it; return that holder, else None."""
         now = time.time()
-        with self.store.transaction():
-            holder = holder_of(self.store.db, self.run_id)
+        db = self.store.db
+
+        def take() -> LeaseHolder | None:
+            db.lock(f"skillmix-lease:{self.run_id}")
+            holder = holder_of(db, self.run_id)
             if holder is not None and holder.owner != self.owner and holder.alive(now, self.host):
                 return holder
-            self.store.db.execute(
+            db.execute(
                 "INSERT OR REPLACE INTO leases (run_id, owner, pid, host, acquired, heartbeat) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (self.run_id, self.owner, os.getpid(), self.host, now, now),
             )
+            return None
+
+        holder = self.store._atomic(take)
+        if holder is not None:
+            return holder
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._beat, name=f"skillmix-lease-{self.run_id}", daemon=True
@@ -162,13 +170,14 @@ class RunLease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        with suppress(sqlite3.Error):  # a full disk: the row names a process about to end
+        with suppress(self.store.db.Error, StoreError):  # a full disk: the row names a
+            # process about to end
             self.store.db.execute(
                 "DELETE FROM leases WHERE run_id = ? AND owner = ?", (self.run_id, self.owner)
             )
 
     def _beat(self) -> None:
-        db = sqlite3.connect(self.store.path, isolation_level=None, timeout=30)
+        db = self.store.db.connect_again()
         try:
             while not self._stop.wait(self.heartbeat_s):
                 cur = db.execute(
@@ -185,7 +194,7 @@ class RunLease:
                         )
                     )
                     return
-        except sqlite3.Error as err:
+        except (db.Error, StoreError) as err:
             self.store.fail(err)
         finally:
             db.close()
