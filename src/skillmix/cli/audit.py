@@ -81,7 +81,7 @@ def resolve_runs(store: Store, run_ids: tuple[str, ...]) -> list[str]:
         return list(dict.fromkeys(str(store.get_run(r)["id"]) for r in run_ids))
     runs = store.list_runs(EVALUATION)
     if not runs:
-        raise UserError(f"no runs in {store.path}; start one with `skillmix run`")
+        raise UserError(f"no runs in {store.location}; start one with `skillmix run`")
     return [str(runs[-1]["id"])]
 
 

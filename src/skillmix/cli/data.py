@@ -159,7 +159,7 @@ def sft(
         f"run [bold]{engine.run_id}[/]: teacher {escaped(config.student)}, judge(s) "
         f"{escaped(', '.join(config.judges))}, k={list(config.k)}, {config.items} item(s) "
         f"per k, train side of catalog {catalog.short_hash} ({len(engine.catalog.skills)} "
-        f"skills, {len(engine.catalog.topics)} topics), store {escaped(store.path)}",
+        f"skills, {len(engine.catalog.topics)} topics), store {escaped(store.location)}",
         highlight=False,
     )
     run = run_job(engine.run(), progress, lambda: engine.calls.stats)
@@ -365,7 +365,7 @@ def instruct(
         err_console.print(
             f"instruct run [bold]{pipeline.run_id}[/]: teacher {escaped(teacher)}, {topics} "
             f"topics x {skills_per_topic} skills, {query_types} query types, {examples} "
-            f"examples, store {escaped(store.path)}",
+            f"examples, store {escaped(store.location)}",
             highlight=False,
         )
     progress = progress_bars()

@@ -36,7 +36,7 @@ def _latest_run(store: Store) -> str:
 
     runs = store.list_runs(EVALUATION)
     if not runs:
-        raise UserError(f"no runs in {store.path}; start one with `skillmix run`")
+        raise UserError(f"no runs in {store.location}; start one with `skillmix run`")
     return str(runs[-1]["id"])
 
 
@@ -104,7 +104,7 @@ def runs(store_path: str) -> None:
     runs = store.list_runs()
     if not runs:
         console.print(
-            f"no runs in {escaped(store.path)} yet; start one with `skillmix run`",
+            f"no runs in {escaped(store.location)} yet; start one with `skillmix run`",
             highlight=False,
         )
         return
@@ -156,7 +156,7 @@ def export(run_ids: tuple[str, ...], store_path: str, out_path: str, fmt: str | 
         r["id"] for r in store.list_runs(EVALUATION)
     ]
     if not ids:
-        raise UserError(f"no runs in {store.path}: nothing to export", hint=NO_RUNS_HINT)
+        raise UserError(f"no runs in {store.location}: nothing to export", hint=NO_RUNS_HINT)
     n = export_run(store, ids, out_path, fmt)
     console.print(
         f"wrote {n:,} rows from {len(ids)} run(s) to {escaped(out_path)}", highlight=False
@@ -173,7 +173,8 @@ def _open(store_path: str, run_ids: Sequence[str], *, need: int = 1) -> tuple[St
     ids = [store.get_run(rid)["id"] for rid in run_ids]
     if len(ids) < need:
         raise UserError(
-            f"{store.path} holds {len(ids)} run(s), {need} needed; start one with `skillmix run`"
+            f"{store.location} holds {len(ids)} run(s), {need} needed; "
+            "start one with `skillmix run`"
         )
     unique = list(dict.fromkeys(ids))
     if len(unique) < need:

@@ -74,7 +74,7 @@ def run(
         f"run [bold]{engine.run_id}[/]: student {escaped(config.student)}, judge(s) "
         f"{escaped(', '.join(config.judges))}, k={list(config.k)}, {config.items} item(s) "
         f"per k, catalog {engine.catalog.short_hash}, protocol {config.protocol}, templates "
-        f"{escaped(engine.templates.version_id)}, store {escaped(engine.store.path)}",
+        f"{escaped(engine.templates.version_id)}, store {escaped(engine.store.location)}",
         highlight=False,
     )
     result = run_job(engine.run(), progress, lambda: engine.calls.stats)

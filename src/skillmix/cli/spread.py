@@ -128,7 +128,7 @@ def spread(
         f"spread [bold]{prepared.plan.group}[/]: {len(engines)} variant(s) of templates "
         f"{escaped(base.templates)}, student {escaped(base.student)}, judge(s) "
         f"{escaped(', '.join(base.judges))}, k={list(base.k)}, {base.items} item(s) per k, "
-        f"store {escaped(prepared.store.path)}",
+        f"store {escaped(prepared.store.location)}",
         highlight=False,
     )
     result = run_job(prepared.run(), progress, lambda: prepared.stats)

@@ -23,7 +23,7 @@ def _find_run(store: Store, item_id: str, run_id: str | None) -> str:
     for run in reversed(store.list_runs(EVALUATION)):
         if any(i["item_id"] == item_id for i in store.items(run["id"])):
             return str(run["id"])
-    raise InputError(f"no run in {store.path} holds item '{item_id}'", hint=ITEM_IDS_HINT)
+    raise InputError(f"no run in {store.location} holds item '{item_id}'", hint=ITEM_IDS_HINT)
 
 
 def render_item(store: Store, item_id: str, run_id: str | None, console: Console) -> None:

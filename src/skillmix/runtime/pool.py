@@ -118,7 +118,7 @@ class WorkerPool:
         """The error of a job a model stopped: what failed, what is saved, how to resume."""
         return RunError(
             f"{err}\nThe run stopped; {self.calls.stats.sent} new answers are saved in "
-            f"{self.calls.store.path}. Fix the problem and re-run the same command to resume."
+            f"{self.calls.store.location}. Fix the problem and re-run the same command to resume."
         )
 
     def paused(self) -> BudgetReached:

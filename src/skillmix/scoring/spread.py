@@ -274,7 +274,7 @@ def spread_report(
     """Score every run of the spread `group` and compare them (reads only the store)."""
     runs = group_runs(store, group)
     if not runs:
-        raise KeyError(f"no runs of spread {group} in {store.path}")
+        raise KeyError(f"no runs of spread {group} in {store.location}")
     scored = [score_run(store, run["id"], aggregation) for run in runs]
     variants = [_variant(store, run, s) for run, s in zip(runs, scored, strict=True)]
     choices = {v.index: v.choices for v in variants}
