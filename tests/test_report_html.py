@@ -135,7 +135,11 @@ def test_every_item_and_round_is_in_the_page(runs: TwoRuns, page: tuple[str, int
     record = data["items"][0]
     assert len(record["turns"]) == 2 and all(t["prompt"] and t["reply"] for t in record["turns"])
     assert record["judges"][0]["rounds"][0]["raw"]
-    assert all(s["definition"] for s in record["skills"])
+    # Each skill is in the page once; items name theirs by key.
+    assert all(data["skills"][key]["definition"] for key in record["skills"])
+    assert {data["skills"][key]["id"] for key in record["skills"]} == {
+        s.split(":", 1)[1] for s in (c["id"] for c in record["criteria"]) if s.startswith("skill:")
+    }
 
 
 def test_plots_heatmaps_and_tables(runs: TwoRuns, page: tuple[str, int]):

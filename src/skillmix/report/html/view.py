@@ -1182,10 +1182,16 @@ def _spread_plot(row: SpreadRow) -> Markup | None:
 
 
 def _items_data(store: Store, runs: Sequence[_Run]) -> dict[str, Any]:
-    """Every item record of every run, for the page's script (JSON in the page)."""
+    """Every item record of every run, for the page's script (JSON in the page).
+
+    Each skill is written once, in `skills`, and items name theirs by key: a skill's
+    definition and example would otherwise be repeated in every item that uses it (a
+    third of a large run's page). report.js puts them back in place when it loads.
+    """
     items: list[dict[str, Any]] = []
     labels = []
     judges: list[str] = []
+    skills: dict[str, dict[str, Any]] = {}
     for r in runs:
         run_id = r.run["id"]
         labels.append({"id": run_id, "label": r.label})
@@ -1194,8 +1200,20 @@ def _items_data(store: Store, runs: Sequence[_Run]) -> dict[str, Any]:
                 j["judge"] = display_model(j["judge"])
                 if j["judge"] not in judges:
                     judges.append(j["judge"])
+            record["skills"] = [_skill_key(skills, skill) for skill in record["skills"]]
             items.append({"run": run_id, "model": r.label, **record})
-    return {"runs": labels, "judges": judges, "items": items}
+    return {"runs": labels, "judges": judges, "skills": skills, "items": items}
+
+
+def _skill_key(skills: dict[str, dict[str, Any]], skill: dict[str, Any]) -> str:
+    """The key of `skill` in the page's skill table, adding it when new (two catalogs may
+    give one id different texts: each text gets a key of its own)."""
+    key, n = skill["id"], 1
+    while key in skills and skills[key] != skill:
+        n += 1
+        key = f"{skill['id']}#{n}"
+    skills.setdefault(key, skill)
+    return key
 
 
 @dataclass(frozen=True)

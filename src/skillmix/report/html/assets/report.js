@@ -2,6 +2,9 @@
   "use strict";
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var items = data.items;
+  items.forEach(function (rec) {  // skills are written once, in data.skills
+    rec.skills = rec.skills.map(function (key) { return data.skills[key]; });
+  });
   var PAGE = 300;
   var limit = PAGE;
   var selected = -1;
