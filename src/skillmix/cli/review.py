@@ -45,6 +45,10 @@ def review(
     judge-vs-human agreement table. Verdicts go into the store, so `skillmix report`
     shows the agreement too.
 
+    Given a `skillmix math generate` run, it opens the verification queue of the
+    generated questions that survived the filters instead: accept, edit (question,
+    solution, answer) or reject each one; `skillmix math export RUN` writes the accepted.
+
     Every request needs a token of at least 22 random characters. It comes from
     --token-file or the SKILLMIX_REVIEW_TOKEN environment variable, or is made afresh
     and printed once in the URL to open. There is no --token option: other users of
@@ -61,7 +65,9 @@ def review(
     given = review_token(token_file)
     token = generate_token() if given is None else given
     check_binding(host, token)
-    if not Path(store_path).is_file():
+    from skillmix.store.backend import is_postgres
+
+    if not is_postgres(store_path) and not Path(store_path).is_file():
         raise ReviewError(f"no run store at {store_path}; pass --store or run `skillmix run`")
     store = Store(store_path)
     try:

@@ -101,6 +101,15 @@ class CardMeta(TypedDict, total=False):
     shirker_fraction: float
     shirkers_planned: int
     rejection_reasons: dict[str, str]  # reason -> what it means
+    # Math data targeted at missing skills (`skillmix.math.stat`).
+    profile_run: str  # the `math profile` run whose Missing-Skill-Profile drove the data
+    method: str  # "stat-sel" or "stat-syn"
+    weight_rule: str
+    missing_rates: dict[str, float]  # skill -> its missing rate in the profile
+    resample: int
+    verifier: str
+    per_skill: int
+    threshold: float
 
 
 # The keys of `CardMeta` shown in their own sections; any other is listed under Settings.
@@ -121,6 +130,7 @@ _SHOWN = {
     "skill_categories",
     "usage",
     "warnings",
+    "profile_run",
 }
 
 
@@ -233,6 +243,7 @@ def data_card(records: Sequence[DataRecord], rejected: Sequence[Rejection], meta
         ("teacher", meta.get("teacher")),
         ("judges", ", ".join(meta.get("judges", [])) or None),
         ("run", meta.get("run_id")),
+        ("profile run (the missing skills it targets)", meta.get("profile_run")),
         ("templates", meta.get("templates")),
         ("k", ", ".join(map(str, meta.get("k", []))) or None),
         ("keep rule", meta.get("keep_rule")),

@@ -30,9 +30,9 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -81,6 +81,7 @@ ANNOTATIONS = "annotations"
 PARSE_ATTEMPTS = 2
 MAX_TEACHER_SKILLS = 3
 _PLACEHOLDER_WORD = "word "
+T = TypeVar("T")
 
 
 class MathEvalConfig(BaseModel):
@@ -578,24 +579,18 @@ class MathEval:
         sample: int = 0,
         role: str = "student",
     ) -> Attempt:
-        exemplars = [self.problems[e] for e in examples]
-        messages = solve_messages(problem.question, exemplars, skills)
-        record = await self._ask(
+        return await solve_attempt(
+            self.calls,
             self.student,
-            role,
-            messages,
-            self._solve_seed(problem.id, sample),
-            self.config.max_tokens,
+            problem,
+            [self.problems[e] for e in examples],
+            skills,
+            seed=self.config.seed,
+            temperature=self.config.temperature,
+            max_tokens=self.config.max_tokens,
             sample=sample,
+            role=role,
         )
-        text = _text_of(record)
-        check = None if record.synthetic else check_answer(text, problem.answer)
-        return Attempt(record.key, text, tuple(examples), tuple(skills), check)
-
-    def _solve_seed(self, question_id: str, sample: int) -> int:
-        """The seed of a question's sample: the same under every strategy, so identical
-        prompts are identical requests."""
-        return derive_seed(self.config.seed, question_id, "solve", sample)
 
     async def _ask(
         self,
@@ -706,25 +701,119 @@ class MathEval:
         skills = self.labels.skills
         if not skills:
             return [], None
-        messages = teacher_messages(question, first.text, skills)
-        key = None
-        for attempt in range(PARSE_ATTEMPTS):
-            record = await self._ask(
-                self.teacher,
-                "teacher",
-                messages,
-                derive_seed(self.config.seed, question.id, "teacher"),
-                self.config.judge_max_tokens,
-                sample=attempt,
-            )
-            if record.synthetic:
-                likely = self._likely_skill()
-                return ([likely] if likely else []), None
-            key = record.key
-            named = parse_missing_skills(record.response, skills, MAX_TEACHER_SKILLS)
-            if named:
-                return named, key
-        return [], key
+        reply = await ask_until_parsed(
+            self.calls,
+            self.teacher,
+            "teacher",
+            teacher_messages(question, first.text, skills),
+            lambda record: (
+                parse_missing_skills(record.response, skills, MAX_TEACHER_SKILLS)
+                or Unparsed("no skill of the list named")
+            ),
+            seed=derive_seed(self.config.seed, question.id, "teacher"),
+            temperature=self.config.temperature,
+            max_tokens=self.config.judge_max_tokens,
+        )
+        if reply.synthetic:
+            likely = self._likely_skill()
+            return ([likely] if likely else []), None
+        return list(reply.value or []), (reply.keys[-1] if reply.keys else None)
+
+
+# --- steps other math pipelines share (`math profile`, `math data`) ---------------------------
+
+
+def solve_seed(seed: int, question_id: str, sample: int = 0) -> int:
+    """The seed of a question's sample: the same under every strategy and pipeline, so
+    identical prompts are identical requests (answered once, through the call cache)."""
+    return derive_seed(seed, question_id, "solve", sample)
+
+
+async def solve_attempt(
+    calls: CallCache,
+    model: Model,
+    problem: MathProblem,
+    exemplars: Sequence[MathProblem] = (),
+    skills: Sequence[str] = (),
+    *,
+    seed: int,
+    temperature: float | None,
+    max_tokens: int,
+    sample: int = 0,
+    role: str = "student",
+) -> Attempt:
+    """One answer of `model` to `problem` (after any solved `exemplars`), graded against
+    its gold answer with `check_answer`. `seed` is the run's seed; the request's own
+    comes from `solve_seed`. A synthetic (estimate-mode) reply is not graded."""
+    request = ChatRequest(
+        tuple(solve_messages(problem.question, exemplars, skills)),
+        temperature,
+        max_tokens,
+        solve_seed(seed, problem.id, sample),
+        None,
+        sample=sample,
+    )
+    record = await calls.call(model, role, request)
+    text = _text_of(record)
+    check = None if record.synthetic else check_answer(text, problem.answer)
+    return Attempt(record.key, text, tuple(p.id for p in exemplars), tuple(skills), check)
+
+
+@dataclass(frozen=True)
+class Unparsed:
+    """What a reader returns for a reply it cannot read, and why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[T]):
+    """What `ask_until_parsed` read: the value (None when no draw could be read, or in
+    estimate mode), the call keys of the draws in order, and why the last one failed."""
+
+    value: T | None
+    keys: tuple[str, ...] = ()
+    synthetic: bool = False
+    reason: str = ""
+
+    @property
+    def attempts(self) -> int:
+        return len(self.keys)
+
+
+async def ask_until_parsed(
+    calls: CallCache,
+    model: Model,
+    role: str,
+    messages: Sequence[Message],
+    read: Callable[[CallRecord], T | Unparsed],
+    *,
+    seed: int,
+    temperature: float | None,
+    max_tokens: int,
+    schema: dict[str, Any] | None = None,
+    attempts: int = PARSE_ATTEMPTS,
+) -> Parsed[T]:
+    """Ask up to `attempts` independent draws (`sample` 0, 1, ...) until `read` returns
+    a value. A reply that cannot be read is drawn again, never taken as an empty answer:
+    when no draw reads, the result's value is None and `reason` says why (with "cut off"
+    when the last draw hit `max_tokens`)."""
+    keys: list[str] = []
+    reason = ""
+    for attempt in range(attempts):
+        request = ChatRequest(
+            tuple(messages), temperature, max_tokens, seed, schema, sample=attempt
+        )
+        record = await calls.call(model, role, request)
+        if record.synthetic:
+            return Parsed(None, tuple(keys), synthetic=True)
+        keys.append(record.key)
+        value = read(record)
+        if not isinstance(value, Unparsed):
+            return Parsed(value, tuple(keys))
+        cut = " (cut off at the token limit)" if record.finish_reason == "length" else ""
+        reason = value.reason + cut
+    return Parsed(None, tuple(keys), reason=reason)
 
 
 def same_answer(first: str, second: str) -> bool:

@@ -31,8 +31,9 @@ Adding a section (the hook for `math eval` and later pipelines)
            )
 
    It reads its pipeline's result from `page.results` (each pipeline uses its own key:
-   "label" and "label_agreement" here, "eval" for evaluation) and returns None when
-   there is nothing to show. Sections appear in `order` (labelling uses 10 to 30, usage
+   "label" and "label_agreement" here, "eval" for evaluation, "profile" for
+   missing-skill profiles) and returns None when there is nothing to show. Sections
+   appear in `order` (labelling uses 10 to 30, evaluation 40 and 50, profiles 60, usage
    90); the question browser comes last. A view registers when its module is imported:
    import it before `build_page` (the command that renders the page does).
 3. Entries in the question browser: a Section's `panels` (question id -> `Panel`s: a
@@ -159,6 +160,8 @@ class MathPage:
     warnings: list[PageWarning] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)  # by pipeline: "label", "eval"
     usage: Sequence[Mapping[str, Any]] = ()  # `label.usage_rows` rows
+    # What the Warnings section says when there are none.
+    all_clear: str = "No warnings."
 
 
 SectionView = Callable[[MathPage], Section | None]
@@ -185,6 +188,7 @@ class PageView:
     warnings: list[PageWarning]
     sections: list[Section]
     data: dict[str, Any]
+    all_clear: str
 
 
 # --- building the page ----------------------------------------------------------------------
@@ -219,6 +223,7 @@ def page_view(page: MathPage) -> PageView:
         page.warnings,
         sections,
         {"questions": questions, "tables": tables},
+        page.all_clear,
     )
 
 
@@ -299,6 +304,8 @@ def label_page(
         warnings=warnings,
         results={"label": result, "label_agreement": agreement},
         usage=usage,
+        all_clear="No warnings: every question was read and every fine skill placed by the "
+        "teacher.",
     )
 
 

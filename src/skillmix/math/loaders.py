@@ -15,6 +15,10 @@ of its last \\boxed{} if it has one), else the last \\boxed{} of the `solution`.
 is a list of records, one record, or an object with a `problems` list and an optional
 `concepts` table (id -> text). Ids become "<dataset name>:<id>"; the dataset's name is the
 file's stem. Every error names the file and the line (JSON, JSONL, CSV) or the row.
+
+A folder is a Hugging Face dataset saved with `save_to_disk`, an export folder of
+`skillmix math export` (its `questions.jsonl`: id, question, answer, solution and skills),
+or a folder holding exactly one .jsonl file; the last two are named after the folder.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ CONCEPT_FIELDS = ("concepts", "skills", "labels")
 HINT_FIELDS = ("hints",)
 ID_FIELDS = ("id", "unique_id", "problem_id")
 FORMATS = ".jsonl, .json, .csv, .tsv or .parquet"
+EXPORTED_QUESTIONS = "questions.jsonl"  # the dataset in an export folder of `math export`
 _HINT = (
     "name 'champ', a .jsonl/.json/.csv/.tsv/.parquet file with question and answer "
     "fields, or a folder written by Hugging Face datasets' save_to_disk"
@@ -349,11 +354,7 @@ def _load_saved_dataset(path: Path) -> MathDataset:
         path = path / splits[0]
         name = f"{name}-{splits[0]}"
     elif not (path / "dataset_info.json").is_file() and not (path / "state.json").is_file():
-        raise InputError(
-            f"{path}: a folder, but not a dataset saved with Hugging Face save_to_disk "
-            "(no dataset_info.json or dataset_dict.json)",
-            hint=_HINT,
-        )
+        return _load_jsonl_folder(path)
     elif (path.parent / "dataset_dict.json").is_file():
         name = f"{path.parent.name}-{name}"
     try:
@@ -372,6 +373,24 @@ def _load_saved_dataset(path: Path) -> MathDataset:
     rows = loaded.to_list()
     records = [_Record(f"{path}: row {i + 1}", row) for i, row in enumerate(rows)]
     return build_dataset(name, str(path), records)
+
+
+def _load_jsonl_folder(path: Path) -> MathDataset:
+    """A folder with the questions of an export (`skillmix math export` writes
+    `questions.jsonl` next to its card and chat-format records), else with exactly one
+    .jsonl file: that file's problems, named after the folder."""
+    exported = path / EXPORTED_QUESTIONS
+    files = [exported] if exported.is_file() else sorted(path.glob("*.jsonl"))
+    files = [f for f in files if f.is_file()]
+    if len(files) != 1:
+        found = ", ".join(f.name for f in files)
+        raise InputError(
+            f"{path}: a folder, but not a dataset saved with Hugging Face save_to_disk "
+            f"(no dataset_info.json or dataset_dict.json), nor one with {EXPORTED_QUESTIONS} "
+            f"or a single .jsonl file ({f'{len(files)} of them: {found}' if files else 'none'})",
+            hint="name the file itself" if files else _HINT,
+        )
+    return build_dataset(path.name, str(files[0]), list(_jsonl_records(files[0])))
 
 
 def _splits(path: Path) -> list[str]:

@@ -410,3 +410,147 @@ def interval_plot(
         out.extend(group)
     out.append("</svg>")
     return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class ScatterPoint:
+    """One labelled point of a `rate_scatter`, with its interval on each axis (NaN: none)."""
+
+    label: str
+    x: float
+    y: float
+    x_low: float = math.nan
+    x_high: float = math.nan
+    y_low: float = math.nan
+    y_high: float = math.nan
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A line of a `rate_scatter` through `points` (x, y); `band` holds (x, low, high)
+    triples shaded around it (an interval), `dashed` draws a reference line."""
+
+    name: str
+    points: Sequence[tuple[float, float]]
+    dashed: bool = False
+    band: Sequence[tuple[float, float, float]] = ()
+
+
+def rate_scatter(
+    points: Sequence[ScatterPoint],
+    curves: Sequence[Curve] = (),
+    *,
+    element_id: str,
+    title: str,
+    x_label: str,
+    y_label: str,
+    size: int = 360,
+) -> str:
+    """A scatter of rates on [0, 1] x [0, 1]: labelled points with error bars on both axes,
+    and curves (fitted or reference) listed in a legend under the plot.
+
+    The n-th curve is drawn in the palette's (n + 1)-th colour, the points in the first.
+    """
+    left, right, top = 56, 24, 36
+    legend_rows = max(1, len(curves))
+    bottom = 52 + 20 * legend_rows
+    width, height = left + size + right, top + size + bottom
+
+    def x_pos(x: float) -> float:
+        return left + size * min(1.0, max(0.0, x))
+
+    def y_pos(y: float) -> float:
+        return top + size * (1 - min(1.0, max(0.0, y)))
+
+    out = [
+        f'<svg id="{_attr(element_id)}" class="chart rate-scatter" role="img" '
+        f'viewBox="0 0 {width} {height}" preserveAspectRatio="xMidYMid meet" '
+        f'width="{width}" height="{height}" {_FONT} font-size="12">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{left}" y="20" font-size="14" font-weight="600" fill="#1f2933">'
+        f"{escape(title)}</text>",
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        stroke = "#9aa5b1" if tick == 0 else "#e4e7eb"
+        x, y = x_pos(tick), y_pos(tick)
+        out.append(
+            f'<line x1="{left}" x2="{left + size}" y1="{_num(y)}" y2="{_num(y)}" '
+            f'stroke="{stroke}" stroke-width="1"/>'
+            f'<line x1="{_num(x)}" x2="{_num(x)}" y1="{top}" y2="{top + size}" '
+            f'stroke="{stroke}" stroke-width="1"/>'
+            f'<text x="{left - 8}" y="{_num(y + 4)}" text-anchor="end" fill="#52606d">'
+            f"{tick:.2f}</text>"
+            f'<text x="{_num(x)}" y="{top + size + 18}" text-anchor="middle" '
+            f'fill="#52606d">{tick:.2f}</text>'
+        )
+    out.append(
+        f'<text x="{_num(left + size / 2)}" y="{top + size + 38}" text-anchor="middle" '
+        f'fill="#323f4b">{escape(x_label)}</text>'
+        f'<text transform="translate(14 {_num(top + size / 2)}) rotate(-90)" '
+        f'text-anchor="middle" fill="#323f4b">{escape(y_label)}</text>'
+    )
+    for index, curve in enumerate(curves):
+        stroke = colour(index + 1)
+        group = [f'<g class="curve" data-curve="{_attr(curve.name)}">']
+        group.append(f"<title>{escape(curve.name)}</title>")
+        if curve.band:
+            upper = [f"{_num(x_pos(x))},{_num(y_pos(h))}" for x, _, h in curve.band]
+            lower = [f"{_num(x_pos(x))},{_num(y_pos(lo))}" for x, lo, _ in reversed(curve.band)]
+            group.append(
+                f'<polygon points="{" ".join(upper + lower)}" fill="{stroke}" '
+                'fill-opacity="0.15" stroke="none"/>'
+            )
+        path = " ".join(f"{_num(x_pos(x))},{_num(y_pos(y))}" for x, y in curve.points)
+        dash = ' stroke-dasharray="6 4"' if curve.dashed else ""
+        group.append(
+            f'<polyline points="{path}" fill="none" stroke="{stroke}" stroke-width="2"{dash}/>'
+        )
+        group.append("</g>")
+        out.extend(group)
+    ink = colour(0)
+    for point in points:
+        if not (math.isfinite(point.x) and math.isfinite(point.y)):
+            continue
+        px, py = x_pos(point.x), y_pos(point.y)
+        tip = (
+            f"{point.label}: x {point.x:.3f} [{point.x_low:.3f}, {point.x_high:.3f}], "
+            f"y {point.y:.3f} [{point.y_low:.3f}, {point.y_high:.3f}]"
+        ) + (f"; {point.note}" if point.note else "")
+        group = [f'<g class="point" data-label="{_attr(point.label)}">']
+        group.append(f"<title>{escape(tip)}</title>")
+        if math.isfinite(point.x_low) and math.isfinite(point.x_high):
+            group.append(
+                f'<line x1="{_num(x_pos(point.x_low))}" x2="{_num(x_pos(point.x_high))}" '
+                f'y1="{_num(py)}" y2="{_num(py)}" stroke="{ink}" stroke-width="1.5"/>'
+            )
+        if math.isfinite(point.y_low) and math.isfinite(point.y_high):
+            group.append(
+                f'<line x1="{_num(px)}" x2="{_num(px)}" y1="{_num(y_pos(point.y_low))}" '
+                f'y2="{_num(y_pos(point.y_high))}" stroke="{ink}" stroke-width="1.5"/>'
+            )
+        group.append(
+            f'<circle cx="{_num(px)}" cy="{_num(py)}" r="4.5" fill="{ink}" '
+            'stroke="#fff" stroke-width="1.5"/>'
+        )
+        anchor = "end" if point.x > 0.5 else "start"
+        shift = -8 if anchor == "end" else 8
+        group.append(
+            f'<text x="{_num(px + shift)}" y="{_num(py - 6)}" text-anchor="{anchor}" '
+            f'fill="#323f4b">{escape(_truncate(point.label, 24))}</text>'
+        )
+        group.append("</g>")
+        out.extend(group)
+    legend_top = top + size + 60
+    for index, curve in enumerate(curves):
+        ly = legend_top + index * 20
+        dash = ' stroke-dasharray="6 4"' if curve.dashed else ""
+        out.append(
+            f'<g class="legend-item"><title>{escape(curve.name)}</title>'
+            f'<line x1="{left}" x2="{left + 24}" y1="{ly - 4}" y2="{ly - 4}" '
+            f'stroke="{colour(index + 1)}" stroke-width="2"{dash}/>'
+            f'<text x="{left + 32}" y="{ly}" fill="#323f4b">'
+            f"{escape(_truncate(curve.name, int((size - 40) / _CHAR_W)))}</text></g>"
+        )
+    out.append("</svg>")
+    return "\n".join(out)

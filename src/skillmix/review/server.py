@@ -11,6 +11,16 @@ Routes (every API answer is JSON; errors are {"error": message} with a 4xx statu
     POST /api/verdicts          {"reviewer", "item_id", "gen_round", "verdicts": {id: 0|1}}
     GET  /api/agreement         judge-vs-human agreement per judge and criterion
 
+For a `math generate` run the page is the verification queue of generated questions
+(math.html), with its own API in place of the queue, item and verdict routes above:
+
+    GET  /api/run               the run, its review counts and warnings
+    GET  /api/queue?reviewer=R  the surviving questions R has not decided yet (&limit=N)
+    GET  /api/candidate?id=C[&reviewer=R]
+                                skills, question, solution, answer, filters, conversation
+    POST /api/decision          {"reviewer", "candidate_id", "decision": accept|edit|reject,
+                                 "question", "solution", "answer" (an edit), "note"}
+
 Security: it listens on 127.0.0.1 unless told otherwise, and any other address needs a
 token (at least 22 random characters; `generate_token` makes one). With a token, every
 request must carry it: `?token=` for the page and its assets, the `X-Review-Token` header
@@ -46,12 +56,24 @@ from urllib.parse import quote
 from aiohttp import web
 
 from skillmix.errors import InputError
+from skillmix.math.generate import PIPELINE as GENERATE_KIND
+from skillmix.math.generate import StoredGenerateRun, load_generate_run
+from skillmix.math.generate_review import (
+    MAX_NOTE_CHARS,
+    MAX_TEXT_CHARS,
+    candidate_view,
+    decisions,
+    put_decision,
+    review_summary,
+)
+from skillmix.math.generate_review import review_queue as question_queue
 from skillmix.report.details import item_details
 from skillmix.report.jsonsafe import finite
 from skillmix.review.queue import review_queue
 from skillmix.scoring.human import human_agreement
 from skillmix.scoring.results import RunScores, score_run
-from skillmix.store import Store, StoreError
+from skillmix.store import EVALUATION, Store, StoreError, run_kind
+from skillmix.store.backend import is_postgres
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8321
@@ -75,7 +97,10 @@ STATIC_TYPES = {
     "app.js": "text/javascript",
     "app.css": "text/css",
     "favicon.svg": "image/svg+xml",
+    "math.js": "text/javascript",
+    "math.css": "text/css",
 }
+REVIEWABLE = (EVALUATION, GENERATE_KIND)  # the kinds of run the app can show
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 # Sec-Fetch-Site values of requests that another page started (browsers send the header).
 FOREIGN_SITES = {"cross-site", "same-site"}
@@ -148,7 +173,7 @@ class _Review:
     was not yet done when the snapshot was taken. Any other id is answered from memory.
     """
 
-    store_path: Path
+    store_path: str  # an SQLite file or a postgresql:// URL
     run_id: str
     token: str | None
     store: Store | None = None
@@ -157,6 +182,8 @@ class _Review:
     item_ids: frozenset[str] = frozenset()
     complete: bool = False  # the run was done when the snapshot was taken
     static: dict[str, bytes] = field(default_factory=dict)
+    kind: str = EVALUATION  # what made the run: a Skill-Mix evaluation, or `math generate`
+    generated: StoredGenerateRun | None = None  # a `math generate` run, read once
 
     @property
     def db(self) -> Store:
@@ -191,6 +218,12 @@ class _Review:
         self.refresh()  # a generation stored since the snapshot, while the run goes on
         return self.details.get(key)
 
+    def generated_run(self) -> StoredGenerateRun:
+        """The `math generate` run under review (done, so read once)."""
+        if self.generated is None:
+            self.generated = load_generate_run(self.db, self.run_id)
+        return self.generated
+
     def agreement(self) -> dict[str, Any]:
         humans = self.db.human_verdicts(self.run_id)
         return {
@@ -209,31 +242,48 @@ def create_app(store_path: str | Path, run_id: str, token: str | None = None) ->
 
     Raises ReviewError when the store or the run does not exist, or the token is weak.
     """
-    path = Path(store_path)
-    if not path.is_file():
+    path = str(store_path)
+    if not is_postgres(path) and not Path(path).is_file():
         raise ReviewError(f"no run store at {path}; pass --store or run `skillmix run` first")
     if token is not None:
         check_token(token)
     try:
         store = Store(path)
         try:
-            full_id = str(store.get_run(run_id)["id"])
+            run = store.get_run(run_id)
         finally:
             store.close()
     except StoreError as err:
         raise ReviewError(str(err)) from err
+    full_id, kind = str(run["id"]), run_kind(run)
+    if kind not in REVIEWABLE:
+        raise ReviewError(
+            f"run {full_id} is a {kind} run: the review app shows Skill-Mix runs (their "
+            "grades) and math generate runs (their questions)"
+        )
+    if kind == GENERATE_KIND and run["status"] != "done":
+        raise ReviewError(
+            f"run {full_id} is {run['status']}: its questions are not all filtered yet",
+            hint="re-run the same `skillmix math generate` command to finish it",
+        )
 
-    review = _Review(path, full_id, token, static=_load_static())
+    review = _Review(path, full_id, token, static=_load_static(), kind=kind)
     app = web.Application(middlewares=[_errors_as_json, _guard], client_max_size=MAX_BODY_BYTES)
     app[REVIEW] = review
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/", _page)
     app.router.add_get("/static/{name}", _static)
-    app.router.add_get("/api/run", _run)
-    app.router.add_get("/api/queue", _queue)
-    app.router.add_get("/api/item", _item)
-    app.router.add_post("/api/verdicts", _verdicts)
-    app.router.add_get("/api/agreement", _agreement)
+    if kind == GENERATE_KIND:
+        app.router.add_get("/api/run", _math_run)
+        app.router.add_get("/api/queue", _math_queue)
+        app.router.add_get("/api/candidate", _math_candidate)
+        app.router.add_post("/api/decision", _math_decision)
+    else:
+        app.router.add_get("/api/run", _run)
+        app.router.add_get("/api/queue", _queue)
+        app.router.add_get("/api/item", _item)
+        app.router.add_post("/api/verdicts", _verdicts)
+        app.router.add_get("/api/agreement", _agreement)
     app.on_cleanup.append(_close_store)
     return app
 
@@ -358,7 +408,8 @@ async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRun
 
 def _load_static() -> dict[str, bytes]:
     folder = resources.files("skillmix.review") / "static"
-    return {name: (folder / name).read_bytes() for name in ("index.html", *STATIC_TYPES)}
+    pages = ("index.html", "math.html", *STATIC_TYPES)
+    return {name: (folder / name).read_bytes() for name in pages}
 
 
 async def _close_store(app: web.Application) -> None:
@@ -462,7 +513,8 @@ def _hostname(host_header: str) -> str:
 async def _page(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
     query = f"?token={quote(review.token, safe='')}" if review.token else ""
-    page = review.static["index.html"].decode().replace("__ASSET_QUERY__", html.escape(query))
+    name = "math.html" if review.kind == GENERATE_KIND else "index.html"
+    page = review.static[name].decode().replace("__ASSET_QUERY__", html.escape(query))
     return web.Response(text=page, content_type="text/html")
 
 
@@ -542,6 +594,108 @@ async def _agreement(request: web.Request) -> web.Response:
     return _json(request.app[REVIEW].agreement())
 
 
+# --- handlers of a `math generate` run: the verification queue of generated questions -----
+
+
+async def _math_run(request: web.Request) -> web.Response:
+    review = request.app[REVIEW]
+    run = review.generated_run()
+    config = run.config
+    return _json(
+        {
+            "run_id": review.run_id,
+            "kind": review.kind,
+            "teacher": config.get("teacher", ""),
+            "verifier": config.get("verifier") or config.get("teacher", ""),
+            "catalog": run.catalog.name,
+            "pool": config.get("pool"),
+            "pairs": len(run.candidates),
+            "warnings": run.warnings(),
+            **review_summary(run, decisions(review.db, review.run_id)),
+        }
+    )
+
+
+async def _math_queue(request: web.Request) -> web.Response:
+    review = request.app[REVIEW]
+    reviewer = _reviewer(request.query.get("reviewer"), "say who is reviewing: ?reviewer=NAME")
+    limit = _query_int(request, "limit", 50, 1, MAX_QUEUE_LIMIT)
+    run = review.generated_run()
+    found = decisions(review.db, review.run_id)
+    queue = question_queue(run, found, reviewer)
+    decided_by: dict[str, list[str]] = {}
+    for d in found:
+        decided_by.setdefault(d.candidate_id, []).append(d.reviewer)
+    total = len(run.survivors)
+    return _json(
+        {
+            "reviewer": reviewer,
+            "remaining": len(queue),
+            "reviewed": total - len(queue),
+            "total": total,
+            "entries": [
+                {
+                    "id": c.id,
+                    "skills": list(c.skill_names),
+                    "decided_by": decided_by.get(c.id, []),
+                }
+                for c in queue[:limit]
+            ],
+        }
+    )
+
+
+async def _math_candidate(request: web.Request) -> web.Response:
+    review = request.app[REVIEW]
+    candidate_id = _identifier(request.query.get("id"), "id")
+    given = request.query.get("reviewer", "")
+    reviewer = _reviewer(given) if given.strip() else ""
+    run = review.generated_run()
+    candidate = run.candidate(candidate_id)
+    if candidate is None:
+        return _error(404, f"no generated question '{candidate_id}' in {review.run_id}")
+    found = decisions(review.db, review.run_id)
+    return _json(candidate_view(run, candidate, found, reviewer))
+
+
+async def _math_decision(request: web.Request) -> web.Response:
+    review = request.app[REVIEW]
+    body = _parse_json(await request.read())  # at most MAX_BODY_BYTES, or a 413
+    if not isinstance(body, dict):
+        raise _Invalid("the body must be a JSON object with reviewer, candidate_id, decision")
+    reviewer = _reviewer(body.get("reviewer"))
+    candidate_id = _identifier(body.get("candidate_id"), "candidate_id")
+    decision = body.get("decision")
+    if decision not in ("accept", "edit", "reject"):
+        raise _Invalid("decision must be accept, edit or reject")
+    texts = {
+        name: _edited_text(body.get(name), name, MAX_TEXT_CHARS)
+        for name in ("question", "solution", "answer")
+        if decision == "edit" and body.get(name) is not None
+    }
+    note = _edited_text(body.get("note"), "note", MAX_NOTE_CHARS) if body.get("note") else ""
+    run = review.generated_run()
+    candidate = run.candidate(candidate_id)
+    if candidate is None:
+        raise _Invalid(f"no generated question '{candidate_id}' in {review.run_id}", 404)
+    try:
+        saved = put_decision(
+            review.db,
+            review.run_id,
+            candidate,
+            reviewer,
+            decision,
+            question=texts.get("question"),
+            solution=texts.get("solution"),
+            answer=texts.get("answer"),
+            note=note,
+        )
+    except InputError as err:
+        raise _Invalid(str(err)) from err
+    summary = review_summary(run, decisions(review.db, review.run_id))
+    return _json({"saved": saved.to_record(), "summary": summary})
+
+
 # --- input checks: each raises _Invalid, which the error middleware answers as JSON --------
 
 
@@ -599,6 +753,18 @@ def _reviewer(value: Any, missing: str = "reviewer must be a non-empty name") ->
     if not _is_text(name):
         raise _Invalid("reviewer must be plain text: no control characters, valid Unicode")
     return name
+
+
+def _edited_text(value: Any, name: str, limit: int) -> str:
+    """A reviewer's text (a question, solution, answer or note): lines and tabs allowed,
+    other control characters and invalid Unicode refused."""
+    if not isinstance(value, str):
+        raise _Invalid(f"{name} must be text")
+    if len(value) > limit:
+        raise _Invalid(f"{name} must be at most {limit} characters")
+    if not _is_text(value.replace("\n", " ").replace("\r", " ").replace("\t", " ")):
+        raise _Invalid(f"{name} must be plain text: no control characters, valid Unicode")
+    return value
 
 
 def _identifier(value: Any, name: str) -> str:
