@@ -7,10 +7,12 @@ aiohttp, pydantic models) is imported inside the function that uses it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -57,8 +59,7 @@ store_option = click.option(
     "store_path",
     default=lambda: os.environ.get("SKILLMIX_STORE", DEFAULT_STORE),
     show_default=DEFAULT_STORE,
-    help="Run store: an SQLite file or a postgresql://user@host:port/db URL "
-    "(env SKILLMIX_STORE).",
+    help="Run store: an SQLite file or a postgresql://user@host:port/db URL (env SKILLMIX_STORE).",
 )
 catalog_option = click.option(
     "--catalog",
@@ -108,11 +109,73 @@ def job_options(units: str) -> Callable[[F], F]:
         func = click.option(
             "--max-cost", type=float, help="Stop sending once this invocation spent this (USD)."
         )(func)
-        return click.option(
+        func = click.option(
             "--estimate", is_flag=True, help="Predict calls, tokens and cost; send nothing."
         )(func)
+        return executor_options(func)
 
     return decorate
+
+
+def executor_options(func: F) -> F:
+    """--executor, --ray-address and --ray-actors: where a job's model calls run.
+
+    The command runs as written; with `--executor ray` its model calls go to Ray actors
+    (`runtime.ray_executor`) while it runs, and the actors stop when it ends, also on
+    Ctrl-C or an error. An --estimate sends nothing, so it starts no Ray.
+    """
+
+    @functools.wraps(func)
+    def command(
+        *args: Any, executor: str, ray_address: str | None, ray_actors: int | None, **kwargs: Any
+    ) -> Any:
+        if executor == "local":
+            if ray_address or ray_actors:
+                raise UserError("--ray-address and --ray-actors need --executor ray")
+            return func(*args, **kwargs)
+        if kwargs.get("estimate"):
+            return func(*args, **kwargs)
+        with ray_execution(ray_address, ray_actors):
+            return func(*args, **kwargs)
+
+    options = [
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help="Where model calls run: in this process, or on Ray actors (needs the `ray` "
+            "extra). Store, budget and progress stay here either way.",
+        ),
+        click.option(
+            "--ray-address",
+            help="Ray cluster: HOST:PORT of its head, auto (this machine is a node) or "
+            "ray://HOST:PORT. Default: RAY_ADDRESS, else a local Ray for this command.",
+        ),
+        click.option(
+            "--ray-actors",
+            type=click.IntRange(min=1),
+            help="Ray actors per model (default: 2; vllm: one per GPU, or per "
+            "tensor_parallel_size GPUs).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return cast(F, command)
+
+
+@contextlib.contextmanager
+def ray_execution(address: str | None, actors: int | None) -> Iterator[None]:
+    """Model calls of the jobs run inside go to Ray actors, which stop at the end."""
+    from skillmix.runtime.executor import executing_on
+    from skillmix.runtime.ray_executor import RayExecutor
+
+    def note(message: str) -> None:
+        err_console.print(escaped(message), highlight=False)
+
+    with RayExecutor(address, actors, on_event=note) as ray_executor, executing_on(ray_executor):
+        note(f"executor: {ray_executor.describe()}")
+        yield
 
 
 def run_options(func: F) -> F:
@@ -324,6 +387,29 @@ def run_job(
             "[yellow]interrupted[/]: answers so far are saved; re-run the same command to resume"
         )
         sys.exit(130)
+
+
+class Pipeline(Protocol):
+    """What `run_pipeline` needs of a job: its call cache, progress hook and coroutine."""
+
+    calls: CallCache
+    progress: Any
+
+    def run(self) -> Coroutine[Any, Any, Any]: ...
+
+
+def run_pipeline(pipeline: Pipeline, models: Sequence[Model], announce: str | None) -> Any:
+    """Run a pipeline as every command does: prices checked first (a budget needs them),
+    `announce` printed (None for an estimate, which says nothing until it is done), progress
+    bars, and `run_job`'s exits on a budget or Ctrl-C."""
+    from skillmix.runtime import ProgressBars
+
+    pipeline.calls.check_prices(list(models))
+    if announce is not None:
+        err_console.print(announce, highlight=False)
+    progress = progress_bars()
+    pipeline.progress = ProgressBars(progress)
+    return run_job(pipeline.run(), progress, lambda: pipeline.calls.stats)
 
 
 # --- printing -------------------------------------------------------------------------------

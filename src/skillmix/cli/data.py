@@ -23,6 +23,7 @@ from skillmix.cli._common import (
     print_usage,
     progress_bars,
     run_job,
+    run_pipeline,
     settings_options,
     store_option,
 )
@@ -326,7 +327,6 @@ def instruct(
     from skillmix.errors import invalid_settings
     from skillmix.models import load_settings, resolve_model
     from skillmix.runtime.budget import check_max_cost
-    from skillmix.runtime.progress import ProgressBars
 
     check_max_cost(max_cost)
     try:
@@ -360,17 +360,16 @@ def instruct(
         estimate=estimate,
         workers=workers,
     )
-    pipeline.calls.check_prices([model])
-    if not estimate:
-        err_console.print(
+    announce = (
+        None
+        if estimate
+        else (
             f"instruct run [bold]{pipeline.run_id}[/]: teacher {escaped(teacher)}, {topics} "
             f"topics x {skills_per_topic} skills, {query_types} query types, {examples} "
-            f"examples, store {escaped(store.location)}",
-            highlight=False,
+            f"examples, store {escaped(store.location)}"
         )
-    progress = progress_bars()
-    pipeline.progress = ProgressBars(progress)
-    result = run_job(pipeline.run(), progress, lambda: pipeline.calls.stats)
+    )
+    result = run_pipeline(pipeline, [model], announce)
     if estimate:
         _print_instruct_estimate(result.stats, pipeline, model)
         return

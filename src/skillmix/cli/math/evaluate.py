@@ -17,8 +17,7 @@ from skillmix.cli._common import (
     open_store,
     print_estimate,
     print_usage,
-    progress_bars,
-    run_job,
+    run_pipeline,
     settings_options,
     store_option,
 )
@@ -170,7 +169,6 @@ def evaluate(
     from skillmix.math.strategies import parse_strategies, parse_verifier
     from skillmix.models import load_settings, resolve_model
     from skillmix.runtime.budget import check_max_cost
-    from skillmix.runtime.progress import ProgressBars
 
     check_max_cost(max_cost)
     chosen = parse_strategies(strategies)
@@ -227,18 +225,17 @@ def evaluate(
         estimate=estimate,
         workers=workers,
     )
-    pipeline.calls.check_prices(pipeline.models)
-    if not estimate:
-        err_console.print(
+    announce = (
+        None
+        if estimate
+        else (
             f"math eval run [bold]{pipeline.run_id}[/]: student {escaped(student)}, "
             f"{len(pipeline.test)} test question(s) of {escaped(data.name)} "
             f"({len(pipeline.train)} in the example pool), strategies {', '.join(chosen)}, "
-            f"store {escaped(store.location)}",
-            highlight=False,
+            f"store {escaped(store.location)}"
         )
-    progress = progress_bars()
-    pipeline.progress = ProgressBars(progress)
-    result = run_job(pipeline.run(), progress, lambda: pipeline.calls.stats)
+    )
+    result = run_pipeline(pipeline, pipeline.models, announce)
     if estimate:
         roles = {
             "student": [student_model],

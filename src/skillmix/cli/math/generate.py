@@ -11,13 +11,11 @@ import click
 
 from skillmix.cli._common import (
     console,
-    err_console,
     job_options,
     open_store,
     print_estimate,
     print_usage,
-    progress_bars,
-    run_job,
+    run_pipeline,
     settings_options,
     store_option,
 )
@@ -87,7 +85,13 @@ if TYPE_CHECKING:
     show_default=True,
     help="Per question, solution and independent solve.",
 )
-@click.option("--critique-max-tokens", type=int, default=256, show_default=True)
+@click.option(
+    "--critique-max-tokens",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Per critique (a short JSON verdict).",
+)
 @click.option("--no-structured", is_flag=True, help="Never ask for JSON-schema output.")
 @store_option
 @job_options("Skill pairs")
@@ -135,7 +139,6 @@ def generate(
     from skillmix.math.problems import load_dataset
     from skillmix.models import load_settings, resolve_model
     from skillmix.runtime.budget import check_max_cost
-    from skillmix.runtime.progress import ProgressBars
 
     check_max_cost(max_cost)
     store = open_store(store_path)
@@ -177,17 +180,16 @@ def generate(
         estimate=estimate,
         workers=workers,
     )
-    pipeline.calls.check_prices(pipeline.models)
-    if not estimate:
-        err_console.print(
+    announce = (
+        None
+        if estimate
+        else (
             f"math generate run [bold]{pipeline.run_id}[/]: teacher {escaped(teacher)}, "
             f"{pairs} skill pair(s) of {len(catalog.skills)} skills ({escaped(catalog.name)}), "
-            f"pool {escaped(config.pool or 'none')}, store {escaped(store.location)}",
-            highlight=False,
+            f"pool {escaped(config.pool or 'none')}, store {escaped(store.location)}"
         )
-    progress = progress_bars()
-    pipeline.progress = ProgressBars(progress)
-    result = run_job(pipeline.run(), progress, lambda: pipeline.calls.stats)
+    )
+    result = run_pipeline(pipeline, pipeline.models, announce)
     if estimate:
         roles = {"teacher": [teacher_model], "verifier": [pipeline.verifier]}
         print_estimate(result.stats, f"estimate for {pipeline.run_id}", roles, pipeline.calls)

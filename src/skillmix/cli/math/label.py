@@ -12,13 +12,11 @@ import click
 from skillmix.cli._common import (
     UserError,
     console,
-    err_console,
     job_options,
     open_store,
     print_estimate,
     print_usage,
-    progress_bars,
-    run_job,
+    run_pipeline,
     settings_options,
     store_option,
 )
@@ -132,7 +130,6 @@ def label(
     from skillmix.math.problems import load_dataset
     from skillmix.models import load_settings, resolve_model
     from skillmix.runtime.budget import check_max_cost
-    from skillmix.runtime.progress import ProgressBars
 
     check_max_cost(max_cost)
     data = load_dataset(dataset, limit=limit)
@@ -172,17 +169,16 @@ def label(
         estimate=estimate,
         workers=workers,
     )
-    pipeline.calls.check_prices([model])
-    if not estimate:
-        err_console.print(
+    announce = (
+        None
+        if estimate
+        else (
             f"math label run [bold]{pipeline.run_id}[/]: teacher {escaped(teacher)}, "
             f"{len(data)} questions of {escaped(data.name)}, {skills} coarse skills, store "
-            f"{escaped(store.location)}",
-            highlight=False,
+            f"{escaped(store.location)}"
         )
-    progress = progress_bars()
-    pipeline.progress = ProgressBars(progress)
-    result: LabelResult = run_job(pipeline.run(), progress, lambda: pipeline.calls.stats)
+    )
+    result: LabelResult = run_pipeline(pipeline, [model], announce)
     if estimate:
         _print_label_estimate(pipeline)
         return

@@ -17,8 +17,7 @@ from skillmix.cli._common import (
     open_store,
     print_estimate,
     print_usage,
-    progress_bars,
-    run_job,
+    run_pipeline,
     settings_options,
     store_option,
 )
@@ -146,7 +145,6 @@ def profile(
     )
     from skillmix.models import load_settings, resolve_model
     from skillmix.runtime.budget import check_max_cost
-    from skillmix.runtime.progress import ProgressBars
 
     check_max_cost(max_cost)
     if teacher is None:
@@ -195,17 +193,16 @@ def profile(
         estimate=estimate,
         workers=workers,
     )
-    pipeline.calls.check_prices(pipeline.models)
-    if not estimate:
-        err_console.print(
+    announce = (
+        None
+        if estimate
+        else (
             f"math profile run [bold]{pipeline.run_id}[/]: student {escaped(student)}, "
             f"teacher {escaped(teacher)}, {len(pipeline.questions)} {part} question(s) of "
-            f"{escaped(data.name)}, store {escaped(store.location)}",
-            highlight=False,
+            f"{escaped(data.name)}, store {escaped(store.location)}"
         )
-    progress = progress_bars()
-    pipeline.progress = ProgressBars(progress)
-    result = run_job(pipeline.run(), progress, lambda: pipeline.calls.stats)
+    )
+    result = run_pipeline(pipeline, pipeline.models, announce)
     if estimate:
         roles = {"student": [student_model], "teacher": [teacher_model]}
         print_estimate(result.stats, f"estimate for {pipeline.run_id}", roles, pipeline.calls)
@@ -435,7 +432,6 @@ def _synthesize(store: Store, source: ProfileSource, **options: Any) -> StatData
     from skillmix.math.stat_syn import StatSyn, SynConfig, missing_skills
     from skillmix.models import load_settings, resolve_model
     from skillmix.runtime.budget import check_max_cost
-    from skillmix.runtime.progress import ProgressBars
 
     check_max_cost(options["max_cost"])
     teacher = options["teacher"] or "embedded"
@@ -480,19 +476,18 @@ def _synthesize(store: Store, source: ProfileSource, **options: Any) -> StatData
         estimate=options["estimate"],
         workers=options["workers"],
     )
-    pipeline.calls.check_prices(pipeline.models)
     shown = ", ".join(f"{s.skill} ({s.rate:.2f})" for s in skills) or "none"
-    if not options["estimate"]:
-        err_console.print(
+    announce = (
+        None
+        if options["estimate"]
+        else (
             f"math data run [bold]{pipeline.run_id}[/]: teacher {escaped(teacher)}, verifier "
             f"{escaped(config.verifier_spec)}, {config.per_skill} pair(s) for each "
             + ("skill given" if options["skills"] else f"skill above {options['threshold']:g}")
-            + f" in profile {source.run_id}: {escaped(shown)}",
-            highlight=False,
+            + f" in profile {source.run_id}: {escaped(shown)}"
         )
-    progress = progress_bars()
-    pipeline.progress = ProgressBars(progress)
-    result = run_job(pipeline.run(), progress, lambda: pipeline.calls.stats)
+    )
+    result = run_pipeline(pipeline, pipeline.models, announce)
     if options["estimate"]:
         roles = {"teacher": [teacher_model], "verifier": [verifier_model or teacher_model]}
         print_estimate(result.stats, f"estimate for {pipeline.run_id}", roles, pipeline.calls)
