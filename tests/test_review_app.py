@@ -451,11 +451,12 @@ def test_page_headers_and_no_inline_script(app: BackgroundServer):
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "no-referrer"
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, flags=re.S)
-    assert scripts == [(' src="static/app.js" defer', "")]
+    assert scripts == [(' src="static/dom.js" defer', ""), (' src="static/app.js" defer', "")]
     assert not re.search(r"\son[a-z]+\s*=", page)  # no inline event handlers
-    status, script, headers = call(app, "/static/app.js")
-    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
-    assert "innerHTML" not in script and "insertAdjacentHTML" not in script
+    for name in ("dom.js", "app.js"):
+        status, script, headers = call(app, f"/static/{name}")
+        assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+        assert "innerHTML" not in script and "insertAdjacentHTML" not in script
     assert "Content-Security-Policy" in call(app, "/api/run")[2]
     assert call(app, "/static/../server.py")[0] == 404
     # Without a token, only a loopback Host is served (no DNS rebinding).

@@ -94,6 +94,7 @@ CONTENT_SECURITY_POLICY = (
     "frame-ancestors 'none'"
 )
 STATIC_TYPES = {
+    "dom.js": "text/javascript",
     "app.js": "text/javascript",
     "app.css": "text/css",
     "favicon.svg": "image/svg+xml",
