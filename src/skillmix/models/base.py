@@ -44,12 +44,32 @@ class ChatRequest:
     def messages_json(self) -> str:
         return json.dumps(self.messages, ensure_ascii=False)
 
+    @functools.cached_property
+    def _setting_fields(self) -> dict[str, str]:
+        """Each setting's value as JSON (keys sorted, no spaces), encoded once: a judge's
+        request carries a JSON schema that the key and the store would each encode again."""
+        return {
+            name: json.dumps(value, sort_keys=True, separators=(",", ":"))
+            for name, value in self.settings().items()
+        }
+
+    @property
+    def settings_json(self) -> str:
+        """`settings()` as JSON with sorted keys and no spaces (how the store keeps it)."""
+        return _json_object(self._setting_fields)
+
     def key(self, model_identity: str) -> str:
-        settings = json.dumps(
-            {"model": model_identity, **self.settings()}, sort_keys=True, separators=(",", ":")
-        )
+        """The cache address: SHA-256 of the model identity and settings (one JSON object,
+        sorted keys, no spaces), a newline, and the messages' JSON."""
+        settings = _json_object({**self._setting_fields, "model": json.dumps(model_identity)})
         blob = f"{settings}\n{self.messages_json}"
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _json_object(fields: dict[str, str]) -> str:
+    """A JSON object from already-encoded values, keys sorted: what `json.dumps(...,
+    sort_keys=True, separators=(",", ":"))` writes for the same object."""
+    return "{" + ",".join(f"{json.dumps(k)}:{fields[k]}" for k in sorted(fields)) + "}"
 
 
 def effective_temperature(model: object, request: ChatRequest) -> float | None:

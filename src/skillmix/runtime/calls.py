@@ -37,6 +37,7 @@ from skillmix.models import ChatRequest, ChatResponse, Model, ModelError
 from skillmix.models.base import Message
 from skillmix.models.settings import Price, Settings
 from skillmix.runtime.budget import check_max_cost
+from skillmix.runtime.executor import answering
 from skillmix.store import CallRecord, Store
 from skillmix.store.text import escape_text, has_lone_surrogates, repair_text
 
@@ -245,7 +246,8 @@ class CallCache:
 
     async def _send(self, model: Model, role: str, request: ChatRequest, key: str) -> CallRecord:
         started = time.perf_counter()
-        response: ChatResponse = await model.complete(request)
+        # Here (or where an executor such as Ray sends it); the rest stays in this process.
+        response: ChatResponse = await answering(model, self.settings).complete(request)
         # A lone surrogate cannot be stored: keep a repaired text, and the reply as sent.
         raw = escape_text(response.text) if has_lone_surrogates(response.text) else None
         record = CallRecord(
@@ -262,6 +264,7 @@ class CallCache:
             finish_reason=response.finish_reason,
             latency_s=time.perf_counter() - started,
             messages_json=request.messages_json,
+            settings_json=request.settings_json,
             raw_response=raw,
         )
         stored = self.store.get_call(key)

@@ -665,7 +665,7 @@ class Store:
                 record.model,
                 record.role,
                 record.messages_json or json.dumps(record.messages, ensure_ascii=False),
-                json.dumps(record.settings, sort_keys=True),
+                record.settings_json or json.dumps(record.settings, sort_keys=True),
                 record.response,
                 record.prompt_tokens,
                 record.completion_tokens,

@@ -145,5 +145,6 @@ class CallRecord:
     latency_s: float
     synthetic: bool = False  # made up by `skillmix estimate`, never stored
     messages_json: str = ""  # the messages already serialised, when the caller has them
+    settings_json: str = ""  # likewise the settings
     # The reply exactly as received (`text.escape_text`) when `response` had to be repaired.
     raw_response: str | None = None
