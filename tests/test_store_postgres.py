@@ -25,6 +25,7 @@ from skillmix.review.server import BackgroundServer
 from skillmix.store import Store, StoreError, StoreNotFound
 from skillmix.store.backend import masked, to_postgres
 from skillmix.store.db import SCHEMA_VERSION
+from test_math_eval import World, eval_args, planted_dataset, write_jsonl
 
 ENV_COLUMNS = {"COLUMNS": "200", "NO_COLOR": "1"}
 
@@ -108,6 +109,19 @@ def test_every_command_works_on_a_postgresql_store(postgres, tmp_path: Path):
 
     with BackgroundServer(url, run_id) as review, urllib.request.urlopen(review.url) as page:
         assert page.status == 200 and b"<html" in page.read().lower()
+
+    world = World(planted_dataset(30))
+    data = write_jsonl(world.dataset, tmp_path / "planted.jsonl")
+    with (
+        ScriptedServer(world.student, model="student") as student,
+        ScriptedServer(world.teacher, model="teacher") as teacher,
+    ):
+        args = [*eval_args(data, student, teacher, "--store", url), "--json"]
+        first = json.loads(skillmix(*args, cwd=tmp_path).stdout)
+        sent = len(student.requests) + len(teacher.requests)
+        assert json.loads(skillmix(*args, cwd=tmp_path).stdout) == first
+        assert len(student.requests) + len(teacher.requests) == sent  # resumed from PostgreSQL
+    assert first["questions"] == 15 and first["strategies"]
 
 
 # --- connections that drop ----------------------------------------------------------------------
