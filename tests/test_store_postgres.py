@@ -188,6 +188,22 @@ def test_a_server_that_is_not_there_or_says_no(postgres, tmp_path: Path):
         Store("postgresql://postgres@127.0.0.1:1/db")
 
 
+@pytest.mark.postgres
+def test_a_database_that_refuses_writes_is_a_clear_error(postgres, tmp_path: Path):
+    url = postgres.new_database()
+    Store(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET default_transaction_read_only = on"
+        )
+    with ScriptedServer(honest_policy) as server:
+        proc = skillmix(*run_args(server.spec(), url), cwd=tmp_path, check=False)
+        assert not server.requests  # nothing is paid for when nothing can be kept
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "store: cannot write at postgresql://" in proc.stderr
+    assert "read-only transaction" in proc.stderr
+
+
 # --- schema versions ---------------------------------------------------------------------------
 
 

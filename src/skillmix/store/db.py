@@ -51,6 +51,7 @@ from skillmix.store.failures import (
     StoreError,
     StoreNotFound,
     StoreWriteError,
+    WriteFailure,
     describe_failure,
 )
 from skillmix.store.lease import LEASE_SCHEMA, hold_run, observed_status
@@ -337,8 +338,8 @@ class Store:
         """One statement outside a group commit; a store problem is a StoreWriteError."""
         try:
             return self.db.execute(sql, params)
-        except (sqlite3.OperationalError, OSError) as err:
-            failure = describe_failure(err, self.path)
+        except Exception as err:
+            failure = self._write_failure(err)
             if failure is None:
                 raise
             raise StoreWriteError(failure) from err
@@ -467,7 +468,7 @@ class Store:
         if isinstance(err, StoreError):
             self._failed = err
             return
-        failure = describe_failure(err, self.path)
+        failure = self._write_failure(err)
         self._failed = err if failure is None else StoreWriteError(failure)
 
     def raise_if_failed(self) -> None:
@@ -494,11 +495,23 @@ class Store:
                     with suppress(db.Error, ConnectionLost):
                         db.execute("ROLLBACK")
                 raise
-        except (sqlite3.OperationalError, OSError) as err:
-            failure = describe_failure(err, self.path)
+        except Exception as err:
+            failure = self._write_failure(err)
             if failure is None:
                 raise
             raise StoreWriteError(failure) from err
+
+    def _write_failure(self, err: BaseException) -> WriteFailure | None:
+        """What a failed write means for the user (full disk, read-only, a server error);
+        None for a problem that is not the store's (a bug, data the database refuses)."""
+        if isinstance(err, OSError) or (
+            self.db.dialect == "sqlite" and isinstance(err, sqlite3.OperationalError)
+        ):
+            return describe_failure(err, self.path)
+        if isinstance(err, self.db.Error) and not isinstance(err, self.db.refused):
+            # PostgreSQL: the server's own words say why (read-only, disk full, ...).
+            return WriteFailure(self.location, "cannot write", str(err).strip().splitlines()[0])
+        return None
 
     def _atomic(self, body: Callable[[], T]) -> T:
         """`body` in one transaction, done again on a new connection if the connection

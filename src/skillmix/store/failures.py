@@ -44,7 +44,7 @@ class WriteFailure:
     reports where the unsaved writes finally went (the side file, or nowhere).
     """
 
-    path: Path
+    path: Path | str  # the store's file, or a PostgreSQL store's URL (no password)
     problem: str  # "disk full", "read-only", ...
     detail: str = ""
     kept_rows: int = 0  # writes set aside in the side file
