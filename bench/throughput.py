@@ -220,13 +220,16 @@ def run_child(task: dict[str, Any], server: DelayServer, timeout_s: float = 1800
 CLI_CONCURRENCIES = (64, 256)
 
 
-def measure_cli(server: DelayServer, concurrency: int, items: int) -> dict[str, Any]:
+def measure_cli(
+    server: DelayServer, concurrency: int, items: int, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """`skillmix run` as a user types it, in its own process, on a fresh store.
 
     k=2, 1 generation and 1 grading round, one judge on the same server, `--workers c`
     and the model's `max_concurrency = c` (so at most c requests are in flight). Wall time
     runs from the process start to its exit (imports, report files included); CPU time and
-    peak RSS are the skillmix process's own, from `os.wait4`.
+    peak RSS are the skillmix process's own, from `os.wait4`. `extra`: more options
+    (bench/ray_overhead.py passes `--executor ray ...`).
     """
     spec = f"openai:{MODEL}@{server.base_url}"
     with tempfile.TemporaryDirectory(prefix="skillmix-bench-cli-") as tmp:
@@ -241,6 +244,7 @@ def measure_cli(server: DelayServer, concurrency: int, items: int) -> dict[str, 
             "--generation-rounds", "1", "--grading-rounds", "1",
             "--workers", str(concurrency), "--settings", str(settings),
             "--store", str(Path(tmp) / "bench.sqlite"), "--out", str(Path(tmp) / "out"),
+            *extra,
         ]  # fmt: skip
         _wait_for_quiet(server)
         start_requests = server.stats()["requests"]  # also resets the peak

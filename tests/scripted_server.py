@@ -181,6 +181,8 @@ class ScriptedServer:
         self.policy = policy
         self.model = model
         self.requests: list[dict[str, Any]] = []
+        # The client's (host, port) of each request, in the same order (which process sent it).
+        self.clients: list[tuple[str, int]] = []
         self._lock = threading.Lock()
         # A gate for tests that interrupt a client at a chosen request: see hold_from().
         self._hold_from: int | None = None
@@ -199,6 +201,7 @@ class ScriptedServer:
                 body = json.loads(self.rfile.read(length))
                 with server._lock:
                     server.requests.append(body)
+                    server.clients.append(self.client_address[:2])
                     held = (
                         server._hold_from is not None and len(server.requests) >= server._hold_from
                     )
@@ -258,6 +261,8 @@ class ScriptedServer:
         request count, not by time, so the interruption always lands mid-run.
         """
         self._hold_from = n
+        self.holding.clear()  # a server may hold more than once
+        self._released.clear()
 
     def release(self) -> None:
         self._hold_from = None

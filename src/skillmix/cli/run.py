@@ -12,6 +12,7 @@ from skillmix.cli._common import (
     aggregation_option,
     console,
     err_console,
+    executor_options,
     prepare,
     print_run_estimate,
     print_usage,
@@ -24,6 +25,7 @@ from skillmix.terminal import escaped
 
 @click.command()
 @run_options
+@executor_options
 @click.option(
     "--max-cost",
     type=float,
