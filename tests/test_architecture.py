@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("protocol", "config"),
     ("scoring",),
     ("report", "export"),
-    ("review", "data", "analytics", "reference", "math"),
+    ("review", "data", "analytics", "reference", "math", "image"),
     ("cli",),
 )
 

@@ -2,7 +2,7 @@
 
 `main` is the click group and the one place where a `SkillmixError` becomes a message.
 Each command family lives in its own module (run, catalog, report, cache, data, review,
-protocol, importing, audit, analyze, spread, math, store) and shares options and helpers
+protocol, importing, audit, analyze, spread, math, image, store) and shares options and helpers
 through `_common`.
 Command modules import only click at load time, so `skillmix --help` stays fast; the
 library is imported inside the commands.
@@ -21,6 +21,7 @@ from skillmix.cli import (
     cache,
     catalog,
     data,
+    image,
     importing,
     math,
     protocol,
@@ -97,6 +98,7 @@ _register(
     analyze.analyze,
     data.data,
     math.math_group,
+    image.image_group,
     review.review,
     store.store,
     protocol.protocol,

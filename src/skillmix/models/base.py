@@ -30,6 +30,10 @@ class ChatRequest:
     seed: int | None = None
     json_schema: dict[str, Any] | None = None
     sample: int = 0  # distinguishes repeated draws with otherwise identical settings
+    # Images shown with the last message, as URLs (https:, data:). Only providers that send
+    # `messages_json` (the OpenAI-compatible one) send them; without images, the messages,
+    # their JSON and the cache key are exactly those of a text request.
+    images: tuple[str, ...] = ()
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -42,7 +46,19 @@ class ChatRequest:
 
     @functools.cached_property
     def messages_json(self) -> str:
+        if self.images:
+            return json.dumps(self.wire_messages(), ensure_ascii=False)
         return json.dumps(self.messages, ensure_ascii=False)
+
+    def wire_messages(self) -> list[dict[str, Any]]:
+        """The messages in the OpenAI chat format: with `images`, the last message's content
+        becomes a text part followed by one `image_url` part per image."""
+        if not self.images:
+            return [dict(m) for m in self.messages]
+        *head, last = self.messages
+        parts: list[dict[str, Any]] = [{"type": "text", "text": last["content"]}]
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in self.images]
+        return [*(dict(m) for m in head), {**last, "content": parts}]
 
     @functools.cached_property
     def _setting_fields(self) -> dict[str, str]:

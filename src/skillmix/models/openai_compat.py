@@ -88,7 +88,7 @@ class OpenAICompatModel(RetryingClient):
 
     def _body(self, request: ChatRequest, mode: str) -> dict[str, Any]:
         """The request body as sent (see `_payload` for its bytes)."""
-        return {"messages": list(request.messages), **self._options(request, mode)}
+        return {"messages": request.wire_messages(), **self._options(request, mode)}
 
     def _payload(self, request: ChatRequest, mode: str) -> bytes:
         """`_body` as JSON bytes, reusing the messages' JSON that the cache key already made

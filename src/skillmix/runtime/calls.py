@@ -55,12 +55,17 @@ class BudgetExhausted(ModelError, BudgetError):
 # every message also costs a few tokens of chat formatting.
 BYTES_PER_TOKEN_BOUND = 3
 TOKENS_PER_MESSAGE = 8
+# An image costs a vision model up to a few thousand tokens (OpenAI's high detail at 2048 px:
+# 765 for 1024 x 1024, up to about 1,100); 2,000 is a safe bound for the images we send.
+TOKENS_PER_IMAGE_BOUND = 2000
 
 
-def prompt_tokens_bound(messages: Sequence[Message]) -> int:
-    """A deliberately high estimate of the prompt tokens of `messages`, for the budget."""
+def prompt_tokens_bound(messages: Sequence[Message], images: int = 0) -> int:
+    """A deliberately high estimate of the prompt tokens of `messages` (and `images` images
+    shown with them), for the budget."""
     size = sum(len(m["content"].encode("utf-8", "surrogatepass")) for m in messages)
-    return -(-size // BYTES_PER_TOKEN_BOUND) + TOKENS_PER_MESSAGE * len(messages)
+    tokens = -(-size // BYTES_PER_TOKEN_BOUND) + TOKENS_PER_MESSAGE * len(messages)
+    return tokens + TOKENS_PER_IMAGE_BOUND * images
 
 
 def usd(amount: float) -> str:
@@ -189,7 +194,8 @@ class CallCache:
         price = self._price(model)
         if price is None:
             return 0.0
-        return price.cost(prompt_tokens_bound(request.messages), request.max_tokens)
+        bound = prompt_tokens_bound(request.messages, len(request.images))
+        return price.cost(bound, request.max_tokens)
 
     @property
     def reserved(self) -> float:
