@@ -148,7 +148,8 @@ def test_the_report_command_writes_the_files(tmp_path: Path):
     assert "full marks by k" in out.stdout and "success by category" in out.stdout
     folder = tmp_path / "rep" / run_id
     assert sorted(p.name for p in folder.iterdir()) == [
-        "answers.csv", "categories.csv", "concepts.csv", "image-report.json", "images.csv",
+        "answers.csv", "categories.csv", "concepts.csv", "image-report.html",
+        "image-report.json", "images.csv",
     ]  # fmt: skip
     answers = (folder / "answers.csv").read_text().splitlines()
     assert len(answers) == 1 + 6 * (1 + 2 + 3 + 4)

@@ -27,6 +27,7 @@ from skillmix.terminal import escaped
 
 if TYPE_CHECKING:
     from skillmix.image.concepts import ConceptCatalog
+    from skillmix.image.report import ImageReport
     from skillmix.store import Store
 
 GENERATOR_SPECS = (
@@ -132,8 +133,9 @@ def image_run(
     """Write prompts for concept samples, generate the images and grade them.
 
     Prints full marks by k with 95% intervals and success per category and concept;
-    writes image-report.json and CSVs to OUT/RUN_ID. Images are kept by hash beside the
-    store (STORE.images/). Re-running the same command resumes and sends nothing twice.
+    writes image-report.json, CSVs and the page image-report.html to OUT/RUN_ID. Images
+    are kept by hash beside the store (STORE.images/). Re-running the same command
+    resumes and sends nothing twice.
     """
     from pydantic import ValidationError
 
@@ -219,11 +221,42 @@ def image_run(
 def image_report(run_id: str, out: str, as_json: bool, store_path: str) -> None:
     """Show an image run: full marks by k, success by category and concept.
 
-    Writes image-report.json, images.csv, answers.csv, concepts.csv and categories.csv to
-    OUT/RUN_ID. RUN_ID may be a unique start of the id.
+    Writes image-report.json, images.csv, answers.csv, concepts.csv, categories.csv and
+    the page image-report.html to OUT/RUN_ID. RUN_ID may be a unique start of the id.
+    Once people have answered its questions (`skillmix review RUN_ID`), it shows
+    judge-vs-human agreement too.
     """
     store = open_store(store_path, read_only=True)
     _report(store, run_id, out, as_json)
+
+
+@image_group.command("html")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option(
+    "--out", "out_path", default="image-report.html", show_default=True, help="The HTML file."
+)
+@store_option
+def image_html(run_ids: tuple[str, ...], out_path: str, store_path: str) -> None:
+    """Write one self-contained HTML page of image RUN_IDs (unique starts of ids will do).
+
+    The file opens from disk with no network access: full marks by k, success by
+    category and concept, judge-vs-human agreement once people have answered in
+    `skillmix review`, and every image as a thumbnail with its prompt and each concept's
+    verdicts (every grading round's reply). No model is called.
+    """
+    from skillmix.image.html import write_image_page
+    from skillmix.image.report import build_image_report
+
+    store = open_store(store_path, read_only=True)
+    reports: dict[str, ImageReport] = {}
+    for run_id in run_ids:
+        report = build_image_report(store, run_id)
+        reports.setdefault(report.run_id, report)
+    path = write_image_page(store, list(reports.values()), out_path)
+    console.print(
+        f"wrote {escaped(path)} ({path.stat().st_size / 1e6:.2f} MB, {len(reports)} run(s))",
+        highlight=False,
+    )
 
 
 @image_group.command("catalog")
@@ -278,6 +311,7 @@ def _open_concept_catalog(source: str, categories: str | None) -> ConceptCatalog
 
 
 def _report(store: Store, run_id: str, out: str, as_json: bool) -> None:
+    from skillmix.image.html import PAGE_FILE, write_image_page
     from skillmix.image.report import (
         build_image_report,
         finite,
@@ -288,6 +322,7 @@ def _report(store: Store, run_id: str, out: str, as_json: bool) -> None:
     report = build_image_report(store, run_id)
     folder = Path(out) / report.run_id
     paths = write_image_files(report, folder)
+    paths.append(write_image_page(store, [report], folder / PAGE_FILE))
     if as_json:
         document = {**report.to_dict(), "files": [str(p) for p in paths]}
         text = json.dumps(finite(document), indent=2, ensure_ascii=False)

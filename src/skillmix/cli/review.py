@@ -49,6 +49,11 @@ def review(
     generated questions that survived the filters instead: accept, edit (question,
     solution, answer) or reject each one; `skillmix math export RUN` writes the accepted.
 
+    Given a `skillmix image run`, it shows a sample of its images (seeded, stratified by
+    k) with the judge's yes/no questions and takes the reviewer's answers, without
+    showing the judge's; `skillmix image report` and `image html` then show
+    judge-vs-human agreement.
+
     Every request needs a token of at least 22 random characters. It comes from
     --token-file or the SKILLMIX_REVIEW_TOKEN environment variable, or is made afresh
     and printed once in the URL to open. There is no --token option: other users of

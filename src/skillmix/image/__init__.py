@@ -18,6 +18,9 @@ imports nothing, so `skillmix --help` stays light):
 - `run`: the pipeline (`ImageRun`, `ImageRunConfig`) on the runtime's worker pool.
 - `metrics`, `report`: majority vote, full marks by k, success per concept and category;
   JSON, CSV and the terminal tables.
+- `agreement`: judge against people, per concept and category (percent agreement, kappa).
+- `thumbnails`, `html`, `templates/`: the self-contained HTML page (images as data URLs).
+- `review`: the review app's queue of images and its answers (`skillmix review RUN`).
 
 What a run stores, for the report, an HTML page and the review app (all by `run_id`):
 

@@ -12,11 +12,12 @@ import csv
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skillmix.errors import InputError
+from skillmix.image.agreement import ImageAgreement, image_agreement
 from skillmix.image.metrics import GradedConcept, GradedImage, ImageMetrics, image_metrics
 from skillmix.image.run import (
     CATALOG_RECORD,
@@ -30,6 +31,8 @@ from skillmix.store import Store
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from skillmix.scoring.stats import Estimate
 
 EMBEDDED_WARNING = (
     "The {roles} {verb} the embedded SmolLM2-135M, a 135M-parameter model far too weak for "
@@ -50,6 +53,8 @@ class ImageReport:
     metrics: ImageMetrics
     warnings: list[str]
     usage: list[dict[str, Any]]
+    humans: list[dict[str, Any]] = field(default_factory=list)  # `Store.human_verdicts` rows
+    agreement: ImageAgreement | None = None  # judge vs human, once people answered
 
     def counts(self) -> dict[str, Any]:
         prompts = Counter(r["prompt"]["status"] for r in self.rows if r["prompt"])
@@ -73,6 +78,7 @@ class ImageReport:
             "catalog": {k: self.catalog.get(k) for k in ("name", "version", "hash")},
             **self.counts(),
             **metrics,
+            "human_agreement": self.agreement.to_dict() if self.agreement else None,
             "warnings": self.warnings,
             "usage": self.usage,
         }
@@ -117,15 +123,26 @@ def build_image_report(store: Store, run_id: str) -> ImageReport:
         if row["grade"]
     ]
     config = run["config"]
+    catalog = store.records(run_id, CATALOG_RECORD).get("catalog", {})
+    humans = store.human_verdicts(run_id)
+    categories = {c["id"]: c.get("name", c["id"]) for c in catalog.get("categories", [])}
     return ImageReport(
         run_id=run_id,
         status=run["status"],
         config=config,
-        catalog=store.records(run_id, CATALOG_RECORD).get("catalog", {}),
+        catalog=catalog,
         rows=rows,
         metrics=image_metrics(graded, seed=int(config.get("seed", 0))),
         warnings=image_warnings(config, run["status"], rows),
         usage=[dict(row) for row in store.usage(run_id)],
+        humans=[dict(h) for h in humans],
+        agreement=image_agreement(
+            (row["grade"] for row in rows if row["grade"]),
+            humans,
+            concept_names={c["id"]: c["name"] for c in catalog.get("concepts", [])},
+            category_names=categories,
+            seed=int(config.get("seed", 0)),
+        ),
     )
 
 
@@ -395,5 +412,51 @@ def render_image_report(report: ImageReport, console: Console) -> None:
             _share(rate.rate, d["low"], d["high"]),
         )
     console.print(concepts)
+    if report.agreement is not None:
+        render_image_agreement(report.agreement, console)
     for warning in report.warnings:
         console.print(f"[yellow]warning[/]: {escaped(warning)}", highlight=False)
+
+
+def render_image_agreement(agreement: ImageAgreement, console: Console) -> None:
+    """Judge vs human: all concepts, then each category (every concept is in the JSON)."""
+    from rich.table import Table
+
+    from skillmix.terminal import plain
+
+    table = Table(
+        "concepts",
+        "answers",
+        "images",
+        "agreement [95% CI]",
+        "kappa [95% CI]",
+        "yes/yes",
+        "judge yes, human no",
+        "judge no, human yes",
+        "no/no",
+        title=plain(
+            f"judge vs human ({len(agreement.reviewers)} reviewer(s): "
+            f"{', '.join(agreement.reviewers)})"
+        ),
+        title_justify="left",
+        caption="agreement: Wilson 95% interval; kappa: Cohen's, bootstrap 95% interval "
+        "over images",
+        caption_justify="left",
+    )
+    for row in (agreement.overall, *agreement.by_category):
+        table.add_row(
+            plain(row.name),
+            str(row.units),
+            str(row.images),
+            _share(row.agreement, row.low, row.high),
+            _estimate(row.kappa),
+            *(str(n) for n in row.counts),
+        )
+    console.print(table)
+
+
+def _estimate(e: Estimate) -> str:
+    """`_share` of an estimate, or its value alone when it has no interval."""
+    if e.low != e.low or e.high != e.high:
+        return "—" if e.value != e.value else f"{e.value:.2f}"
+    return _share(e.value, e.low, e.high)

@@ -21,6 +21,18 @@ For a `math generate` run the page is the verification queue of generated questi
     POST /api/decision          {"reviewer", "candidate_id", "decision": accept|edit|reject,
                                  "question", "solution", "answer" (an edit), "note"}
 
+For an image run (`skillmix image run`) a person answers the judge's yes/no questions about
+a sample of the images, without seeing the judge's answers (image.html):
+
+    GET  /api/run               the run, and how many images it has
+    GET  /api/queue?reviewer=R  the images R has not answered yet, stratified by k
+                                (&limit=N, &seed=S)
+    GET  /api/item?item_id=I[&reviewer=R]
+                                the object, the prompt, the questions (and R's answers)
+    GET  /api/image?item_id=I   the image as a data: URL
+    POST /api/verdicts          {"reviewer", "item_id", "verdicts": {concept_id: 0|1}}
+    GET  /api/agreement         judge-vs-human agreement, overall and per category
+
 Security: it listens on 127.0.0.1 unless told otherwise, and any other address needs a
 token (at least 22 random characters; `generate_token` makes one). With a token, every
 request must carry it: `?token=` for the page and its assets, the `X-Review-Token` header
@@ -56,6 +68,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from skillmix.errors import InputError
+from skillmix.image.agreement import image_agreement
+from skillmix.image.image_store import ImageStore
+from skillmix.image.report import ImageReport, build_image_report
+from skillmix.image.review import answered_by, check_answers, image_queue, review_item
+from skillmix.image.run import KIND as IMAGE_KIND
 from skillmix.math.generate import PIPELINE as GENERATE_KIND
 from skillmix.math.generate import StoredGenerateRun, load_generate_run
 from skillmix.math.generate_review import (
@@ -100,8 +117,14 @@ STATIC_TYPES = {
     "favicon.svg": "image/svg+xml",
     "math.js": "text/javascript",
     "math.css": "text/css",
+    "image.js": "text/javascript",
+    "image.css": "text/css",
 }
-REVIEWABLE = (EVALUATION, GENERATE_KIND)  # the kinds of run the app can show
+# The image page shows each image from a data: URL that its script fetched with the token.
+IMAGE_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "img-src 'self'", "img-src 'self' data:"
+)
+REVIEWABLE = (EVALUATION, GENERATE_KIND, IMAGE_KIND)  # the kinds of run the app can show
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 # Sec-Fetch-Site values of requests that another page started (browsers send the header).
 FOREIGN_SITES = {"cross-site", "same-site"}
@@ -185,6 +208,7 @@ class _Review:
     static: dict[str, bytes] = field(default_factory=dict)
     kind: str = EVALUATION  # what made the run: a Skill-Mix evaluation, or `math generate`
     generated: StoredGenerateRun | None = None  # a `math generate` run, read once
+    image_report: ImageReport | None = None  # an image run: read again until it is done
 
     @property
     def db(self) -> Store:
@@ -225,6 +249,35 @@ class _Review:
             self.generated = load_generate_run(self.db, self.run_id)
         return self.generated
 
+    def image_run(self) -> ImageReport:
+        """The image run under review (read again while it is still going)."""
+        if self.image_report is None or self.image_report.status != "done":
+            self.image_report = build_image_report(self.db, self.run_id)
+        return self.image_report
+
+    def image_row(self, item_id: str) -> dict[str, Any] | None:
+        """One sample of the image run that has its image, or None."""
+        rows = [r for r in self.image_run().rows if r["item"]["item_id"] == item_id]
+        return rows[0] if rows and rows[0]["image"] is not None else None
+
+    def image_agreement(self) -> dict[str, Any]:
+        report = self.image_run()
+        humans = self.db.human_verdicts(self.run_id)
+        found = image_agreement(
+            (r["grade"] for r in report.rows if r["grade"]),
+            humans,
+            concept_names={c["id"]: c["name"] for c in report.catalog.get("concepts", [])},
+            category_names={
+                c["id"]: c.get("name", c["id"]) for c in report.catalog.get("categories", [])
+            },
+            seed=int(report.config.get("seed", 0)),
+        )
+        return {
+            "reviewers": sorted({h["reviewer"] for h in humans}),
+            "reviewed_images": len({h["item_id"] for h in humans}),
+            "agreement": None if found is None else found.to_dict(),
+        }
+
     def agreement(self) -> dict[str, Any]:
         humans = self.db.human_verdicts(self.run_id)
         return {
@@ -260,7 +313,7 @@ def create_app(store_path: str | Path, run_id: str, token: str | None = None) ->
     if kind not in REVIEWABLE:
         raise ReviewError(
             f"run {full_id} is a {kind} run: the review app shows Skill-Mix runs (their "
-            "grades) and math generate runs (their questions)"
+            "grades), math generate runs (their questions) and image runs (their images)"
         )
     if kind == GENERATE_KIND and run["status"] != "done":
         raise ReviewError(
@@ -279,6 +332,13 @@ def create_app(store_path: str | Path, run_id: str, token: str | None = None) ->
         app.router.add_get("/api/queue", _math_queue)
         app.router.add_get("/api/candidate", _math_candidate)
         app.router.add_post("/api/decision", _math_decision)
+    elif kind == IMAGE_KIND:
+        app.router.add_get("/api/run", _image_run)
+        app.router.add_get("/api/queue", _image_queue)
+        app.router.add_get("/api/item", _image_item)
+        app.router.add_get("/api/image", _image_data)
+        app.router.add_post("/api/verdicts", _image_verdicts)
+        app.router.add_get("/api/agreement", _image_agreement)
     else:
         app.router.add_get("/api/run", _run)
         app.router.add_get("/api/queue", _queue)
@@ -409,7 +469,7 @@ async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRun
 
 def _load_static() -> dict[str, bytes]:
     folder = resources.files("skillmix.review") / "static"
-    pages = ("index.html", "math.html", *STATIC_TYPES)
+    pages = ("index.html", "math.html", "image.html", *STATIC_TYPES)
     return {name: (folder / name).read_bytes() for name in pages}
 
 
@@ -429,7 +489,10 @@ def _error(status: int, message: str) -> web.Response:
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """On every answer that leaves the app, whoever made it (a handler, aiohttp, an error)."""
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    images = request.app[REVIEW].kind == IMAGE_KIND
+    response.headers["Content-Security-Policy"] = (
+        IMAGE_CONTENT_SECURITY_POLICY if images else CONTENT_SECURITY_POLICY
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "no-referrer"  # the page URL may hold the token
@@ -514,7 +577,7 @@ def _hostname(host_header: str) -> str:
 async def _page(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
     query = f"?token={quote(review.token, safe='')}" if review.token else ""
-    name = "math.html" if review.kind == GENERATE_KIND else "index.html"
+    name = {GENERATE_KIND: "math.html", IMAGE_KIND: "image.html"}.get(review.kind, "index.html")
     page = review.static[name].decode().replace("__ASSET_QUERY__", html.escape(query))
     return web.Response(text=page, content_type="text/html")
 
@@ -695,6 +758,98 @@ async def _math_decision(request: web.Request) -> web.Response:
         raise _Invalid(str(err)) from err
     summary = review_summary(run, decisions(review.db, review.run_id))
     return _json({"saved": saved.to_record(), "summary": summary})
+
+
+# --- handlers of an image run: people answer the judge's questions about the images -------
+
+
+async def _image_run(request: web.Request) -> web.Response:
+    review = request.app[REVIEW]
+    report = review.image_run()
+    config = report.config
+    return _json(
+        {
+            "run_id": review.run_id,
+            "kind": review.kind,
+            "status": report.status,
+            "generator": config.get("generator", ""),
+            "judge": config.get("judge", ""),
+            "k": config.get("k", []),
+            "samples": len(report.rows),
+            "images": sum(1 for r in report.rows if r["image"] is not None),
+        }
+    )
+
+
+async def _image_queue(request: web.Request) -> web.Response:
+    review = request.app[REVIEW]
+    reviewer = _reviewer(request.query.get("reviewer"), "say who is reviewing: ?reviewer=NAME")
+    limit = _query_int(request, "limit", 50, 1, MAX_QUEUE_LIMIT)
+    seed = _query_int(request, "seed", 0, 0, MAX_SEED)
+    rows = review.image_run().rows
+    queue = image_queue(rows, review.db.human_verdicts(review.run_id), reviewer=reviewer, seed=seed)
+    total = sum(1 for r in rows if r["image"] is not None)
+    return _json(
+        {
+            "reviewer": reviewer,
+            "seed": seed,
+            "remaining": len(queue),
+            "reviewed": total - len(queue),
+            "total": total,
+            "entries": [e.to_dict() for e in queue[:limit]],
+        }
+    )
+
+
+def _image_row(review: _Review, item_id: str) -> dict[str, Any]:
+    row = review.image_row(item_id)
+    if row is None:
+        raise _Invalid(f"no image of sample '{item_id}' in {review.run_id}", 404)
+    return row
+
+
+async def _image_item(request: web.Request) -> web.Response:
+    review = request.app[REVIEW]
+    row = _image_row(review, _identifier(request.query.get("item_id"), "item_id"))
+    given = request.query.get("reviewer", "")
+    reviewer = _reviewer(given) if given.strip() else ""
+    own = answered_by(review.db.human_verdicts(review.run_id), reviewer) if reviewer else {}
+    return _json(review_item(row, own.get(row["item"]["item_id"], {})))
+
+
+async def _image_data(request: web.Request) -> web.Response:
+    review = request.app[REVIEW]
+    row = _image_row(review, _identifier(request.query.get("item_id"), "item_id"))
+    item_id, digest = row["item"]["item_id"], row["image"]["sha256"]
+    try:
+        url = ImageStore.beside(review.db).data_url(digest)
+    except StoreError as err:
+        gone = f"the image of sample '{item_id}' is not in the image folder beside the store"
+        raise _Invalid(gone, 404) from err
+    return _json({"item_id": item_id, "sha256": digest, "data_url": url})
+
+
+async def _image_verdicts(request: web.Request) -> web.Response:
+    review = request.app[REVIEW]
+    body = _parse_json(await request.read())  # at most MAX_BODY_BYTES, or a 413
+    if not isinstance(body, dict):
+        raise _Invalid("the body must be a JSON object with reviewer, item_id, verdicts")
+    reviewer = _reviewer(body.get("reviewer"))
+    item_id = _identifier(body.get("item_id"), "item_id")
+    gen_round = body.get("gen_round", 0)
+    if type(gen_round) is not int or gen_round != 0:
+        raise _Invalid("gen_round must be 0 (or left out) for an image")
+    row = _image_row(review, item_id)
+    try:
+        answers = check_answers(row, body.get("verdicts"))
+    except ValueError as err:
+        raise _Invalid(str(err)) from err
+    review.db.put_human_verdicts(review.run_id, item_id, 0, reviewer, answers)
+    return _json({"saved": len(answers), "agreement": review.image_agreement()})
+
+
+async def _image_agreement(request: web.Request) -> web.Response:
+    return _json(request.app[REVIEW].image_agreement())
 
 
 # --- input checks: each raises _Invalid, which the error middleware answers as JSON --------

@@ -267,7 +267,7 @@ class Store:
 
     @property
     def backend(self) -> str:
-        """"sqlite" or "postgresql"."""
+        """ "sqlite" or "postgresql"."""
         return self.db.dialect
 
     @property
@@ -364,6 +364,7 @@ class Store:
         """
         if not self._pending:
             return
+
         def commit() -> None:
             # Runs of the same statement (a tick's answers, ledger rows, grades) go to the
             # database in one executemany each, in their order.
@@ -955,9 +956,7 @@ class Store:
             "ORDER BY item_id, gen_round, judge, grade_round",
             (run_id,),
         ).fetchall()
-        return [
-            cast(ReferencePointRow, {**dict(r), "points": _loads(r["points"])}) for r in rows
-        ]
+        return [cast(ReferencePointRow, {**dict(r), "points": _loads(r["points"])}) for r in rows]
 
     # --- records of other pipelines --------------------------------------------------------
 
