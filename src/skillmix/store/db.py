@@ -423,6 +423,7 @@ class Store:
         answers = sum(sql.startswith(_CALL_INSERT) for sql, _ in self._pending)
         target = journal.side_file(self.path)
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)  # a PostgreSQL store's cache folder
             journal.append_writes(target, self._pending)
         except OSError as err:
             if failure is not None:
