@@ -204,6 +204,47 @@ def test_a_database_that_refuses_writes_is_a_clear_error(postgres, tmp_path: Pat
     assert "read-only transaction" in proc.stderr
 
 
+@pytest.mark.postgres
+def test_answers_a_server_stops_taking_mid_run_wait_in_the_side_file(postgres, tmp_path: Path):
+    """The database turns read-only under a running run: the run stops with the server's
+    reason, the answers it had not committed go to the side file in the cache folder, and
+    the next run stores them first and pays for nothing twice."""
+    url, clean = postgres.new_database(), postgres.new_database()
+    name = url.rsplit("/", 1)[1]
+    env = {**os.environ, **ENV_COLUMNS, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with ScriptedServer(honest_policy) as server:
+        server.hold_from(30)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "skillmix.cli", *run_args(server.spec(), url)],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert server.holding.wait(120), "the run never reached the hold"
+            with psycopg.connect(postgres.url, autocommit=True) as conn:
+                conn.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+            postgres.terminate_clients(url)  # its new connections are read-only
+        finally:
+            server.release()
+            _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 1 and "read-only transaction" in err, err
+        assert "written to" in err and ".pending.jsonl" in err, err
+        paid = [canonical(b) for b in server.requests]
+        with psycopg.connect(postgres.url, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = off")
+        resumed = subprocess.run(
+            [sys.executable, "-m", "skillmix.cli", *run_args(server.spec(), url)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr
+        paid_again = [canonical(b) for b in server.requests[len(paid) :]]
+        assert not set(paid) & set(paid_again), "an answer kept in the side file was paid twice"
+        mark = len(server.requests)
+        skillmix(*run_args(server.spec(), clean), cwd=tmp_path)
+        assert len(paid) + len(paid_again) == len(server.requests) - mark
+    assert not list((tmp_path / "cache").rglob("*.pending.jsonl")), "the side file was stored"
+    assert report(url, tmp_path)["metrics"] == report(clean, tmp_path)["metrics"]
+
+
 # --- schema versions ---------------------------------------------------------------------------
 
 
