@@ -1,4 +1,5 @@
-// What both review pages share: building elements safely and calling the API.
+// What the review pages share: building elements safely, calling the API, the status
+// line, help, messages, shortcut lists and the reviewer's name dialog.
 // Every string a page shows goes through el(), which makes it a text node, never markup.
 "use strict";
 
@@ -44,5 +45,45 @@ window.SkillmixReview = (() => {
     return body;
   }
 
-  return { TOKEN, $, el, clear, api };
+  // The status line under the page's buttons.
+  function setStatus(text, kind = "") {
+    const status = $("status");
+    status.textContent = text;
+    status.className = `status ${kind}`;
+  }
+
+  // The keyboard help: shown, hidden, or toggled (no argument).
+  function toggleHelp(show) {
+    $("help").hidden = show === undefined ? !$("help").hidden : !show;
+  }
+
+  // A message in place of the panel `panel` (nothing left to review, an error).
+  function showMessage(panel, title, detail) {
+    $(panel).hidden = true;
+    const box = clear($("message"));
+    box.append(el("h2", { text: title }), el("p", { text: detail }));
+    box.hidden = false;
+  }
+
+  // The shortcut lists (side panel and help): [keys, what] pairs; "a / b" are two ways,
+  // "1 – 9" a range, and every other space-separated part its own key.
+  function renderShortcuts(shortcuts) {
+    for (const id of ["keys-side", "keys-help"]) {
+      clear($(id)).append(...shortcuts.flatMap(([keys, what]) => [
+        el("dt", {}, ...keys.split(" / ").flatMap((part, i) => [
+          i ? " / " : null, ...part.split(" ").map((p) => (p === "–" ? " – " : el("kbd", { text: p }))),
+        ])),
+        el("dd", { text: what }),
+      ]));
+    }
+  }
+
+  // The reviewer's name dialog, filled with the current name.
+  function askName(current) {
+    $("name-input").value = current;
+    $("name-dialog").hidden = false;
+    $("name-input").focus();
+  }
+
+  return { TOKEN, $, el, clear, api, setStatus, toggleHelp, showMessage, renderShortcuts, askName };
 })();

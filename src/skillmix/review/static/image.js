@@ -33,31 +33,16 @@
     busy: false,
   };
 
-  const { $, el, clear, api } = window.SkillmixReview;
+  const shared = window.SkillmixReview;
+  const { $, el, clear, api, setStatus, toggleHelp } = shared;
+  const showMessage = (title, detail) => shared.showMessage("item", title, detail);
+  const renderShortcuts = () => shared.renderShortcuts(SHORTCUTS);
+  const askName = () => shared.askName(state.reviewer);
 
   const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);
   const fixed = (x) => (x === null || x === undefined ? "—" : x.toFixed(2));
 
-  function setStatus(text, kind = "") {
-    const status = $("status");
-    status.textContent = text;
-    status.className = `status ${kind}`;
-  }
-
-  function showMessage(title, detail) {
-    $("item").hidden = true;
-    const box = clear($("message"));
-    box.append(el("h2", { text: title }), el("p", { text: detail }));
-    box.hidden = false;
-  }
-
   // --- reviewer -----------------------------------------------------------------------------
-
-  function askName() {
-    $("name-input").value = state.reviewer;
-    $("name-dialog").hidden = false;
-    $("name-input").focus();
-  }
 
   function setReviewer(name) {
     state.reviewer = name;
@@ -264,10 +249,6 @@
 
   // --- keyboard -----------------------------------------------------------------------------
 
-  function toggleHelp(show) {
-    $("help").hidden = show === undefined ? !$("help").hidden : !show;
-  }
-
   function onKey(event) {
     if (!$("name-dialog").hidden) return; // typing a name
     if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -299,17 +280,6 @@
       case "?": toggleHelp(); return handled();
       case "Escape": setStatus(""); return handled();
       default: return undefined;
-    }
-  }
-
-  function renderShortcuts() {
-    for (const id of ["keys-side", "keys-help"]) {
-      clear($(id)).append(...SHORTCUTS.flatMap(([keys, what]) => [
-        el("dt", {}, ...keys.split(" / ").flatMap((part, i) => [
-          i ? " / " : null, ...part.split(" ").map((p) => (p === "–" ? " – " : el("kbd", { text: p }))),
-        ])),
-        el("dd", { text: what }),
-      ]));
     }
   }
 

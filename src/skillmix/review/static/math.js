@@ -28,28 +28,13 @@
     busy: false,
   };
 
-  const { $, el, clear, api } = window.SkillmixReview;
-
-  function setStatus(text, kind = "") {
-    const status = $("status");
-    status.textContent = text;
-    status.className = `status ${kind}`;
-  }
-
-  function showMessage(title, detail) {
-    $("candidate").hidden = true;
-    const box = clear($("message"));
-    box.append(el("h2", { text: title }), el("p", { text: detail }));
-    box.hidden = false;
-  }
+  const shared = window.SkillmixReview;
+  const { $, el, clear, api, setStatus, toggleHelp } = shared;
+  const showMessage = (title, detail) => shared.showMessage("candidate", title, detail);
+  const renderShortcuts = () => shared.renderShortcuts(SHORTCUTS);
+  const askName = () => shared.askName(state.reviewer);
 
   // --- reviewer -----------------------------------------------------------------------------
-
-  function askName() {
-    $("name-input").value = state.reviewer;
-    $("name-dialog").hidden = false;
-    $("name-input").focus();
-  }
 
   function setReviewer(name) {
     state.reviewer = name;
@@ -248,10 +233,6 @@
 
   // --- keyboard -----------------------------------------------------------------------------
 
-  function toggleHelp(show) {
-    $("help").hidden = show === undefined ? !$("help").hidden : !show;
-  }
-
   function onKey(event) {
     if (!$("name-dialog").hidden) return; // typing a name
     const k = event.key;
@@ -282,15 +263,6 @@
       case "?": toggleHelp(); return handled();
       case "Escape": if (state.editing) stopEditing(); setStatus(""); return handled();
       default: return undefined;
-    }
-  }
-
-  function renderShortcuts() {
-    for (const id of ["keys-side", "keys-help"]) {
-      clear($(id)).append(...SHORTCUTS.flatMap(([keys, what]) => [
-        el("dt", {}, el("kbd", { text: keys })),
-        el("dd", { text: what }),
-      ]));
     }
   }
 
