@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from functools import lru_cache
 from typing import Any, Protocol
@@ -133,7 +133,11 @@ class SQLiteDatabase:
     OperationalError = sqlite3.OperationalError
     refused = (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError)
 
-    def __init__(self, conn: sqlite3.Connection, connect_again: Any = None):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        connect_again: Callable[[], sqlite3.Connection] | None = None,
+    ):
         conn.row_factory = sqlite3.Row
         self.conn = conn
         self._connect_again = connect_again
