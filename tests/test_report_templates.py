@@ -24,7 +24,9 @@ def test_page_inlines_the_asset_files(tmp_path: Path):
     [style] = re.findall(r"<style>(.*?)</style>", text, flags=re.S)
     [script] = re.findall(r"<script>(.*?)</script>", text, flags=re.S)
     assert style.lstrip("\n") == (assets / "report.css").read_text(encoding="utf-8")
-    assert script.lstrip("\n") == (assets / "report.js").read_text(encoding="utf-8")
+    # The helpers every page shares, then the report's own script.
+    dom, own = ((assets / name).read_text(encoding="utf-8") for name in ("dom.js", "report.js"))
+    assert script == f"\n{dom}\n{own}"
 
 
 def test_names_and_ids_are_escaped_in_every_section(tmp_path: Path):

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +53,7 @@ from skillmix.report.html.page import (
     asset,
     content_security_policy,
     environment,
+    package_asset,
     skillmix_version,
 )
 from skillmix.report.html.view import PageWarning
@@ -62,8 +61,6 @@ from skillmix.report.svg import IntervalRow, Point, Series, interval_plot, line_
 from skillmix.store import Store
 
 _PACKAGE = __name__.rpartition(".")[0]
-# What would end the element an asset is inlined into, or open a comment in it.
-_CLOSERS = {"image.css": "</style", "image.js": "</script"}
 SEVERE = ("smoke test", "re-run the same command")  # warnings that make the figures unusable
 PAGE_FILE = "image-report.html"
 
@@ -317,7 +314,7 @@ def _human_answers(run: RunOnPage) -> dict[tuple[str, str], list[list[Any]]]:
 def build_page(page: ImagePage) -> str:
     """The whole HTML document of `page`."""
     style = asset("report.css") + _asset("image.css")
-    script = _asset("image.js")
+    script = asset("dom.js") + _asset("image.js")
     # Images come only as data: URLs, which the page's script makes from its own JSON.
     csp = content_security_policy(script, style) + "; img-src data:"
     return (
@@ -346,14 +343,9 @@ def write_image_page(store: Store, reports: Sequence[ImageReport], path: str | P
     return out
 
 
-@cache
 def _asset(name: str) -> str:
-    """The text inlined for one of our assets, after a newline (as the report's)."""
-    text = (resources.files(_PACKAGE) / "templates" / name).read_text(encoding="utf-8")
-    closer = _CLOSERS[name]
-    if closer in text.lower() or "<!--" in text:
-        raise ValueError(f"{name} contains {closer!r} or '<!--': it would break the page")
-    return "\n" + text
+    """The text inlined for one of this page's style sheets or scripts."""
+    return package_asset(_PACKAGE, "templates", name)
 
 
 def _run_summary(report: ImageReport) -> str:

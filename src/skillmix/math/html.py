@@ -48,8 +48,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +60,7 @@ from skillmix.report.html.page import (
     asset,
     content_security_policy,
     environment,
+    package_asset,
     skillmix_version,
 )
 from skillmix.report.html.view import PageWarning
@@ -72,8 +71,6 @@ if TYPE_CHECKING:
     from skillmix.math.label_agreement import Agreement, AgreementRow
 
 _PACKAGE = __name__.rpartition(".")[0]
-# What would end the element an asset is inlined into, or open a comment in it.
-_CLOSERS = {"math.css": "</style", "math.js": "</script"}
 CONCEPT_COLUMNS = 24  # the confusion view shows the concepts that co-occur most
 
 
@@ -230,7 +227,7 @@ def page_view(page: MathPage) -> PageView:
 def build_page(page: MathPage) -> str:
     """The whole HTML document of `page`."""
     style = asset("report.css") + _asset("math.css")
-    script = _asset("math.js")
+    script = asset("dom.js") + _asset("math.js")
     return (
         environment(_PACKAGE)
         .get_template("math_page.html.j2")
@@ -257,14 +254,9 @@ def write_page(page: MathPage, path: str | Path) -> Path:
     return out
 
 
-@cache
 def _asset(name: str) -> str:
-    """The text inlined for one of our assets, after a newline (as the report's)."""
-    text = (resources.files(_PACKAGE) / "templates" / name).read_text(encoding="utf-8")
-    closer = _CLOSERS[name]
-    if closer in text.lower() or "<!--" in text:
-        raise ValueError(f"{name} contains {closer!r} or '<!--': it would break the page")
-    return "\n" + text
+    """The text inlined for one of this page's style sheets or scripts."""
+    return package_asset(_PACKAGE, "templates", name)
 
 
 # --- the labelling page ---------------------------------------------------------------------

@@ -7,24 +7,8 @@
   var PAGE = 200;
   var limit = PAGE;
   var selected = -1;
-  function $(id) { return document.getElementById(id); }
-  function el(tag, attrs) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (key) {
-        var value = attrs[key];
-        if (value === null || value === undefined || value === false) return;
-        if (key === "class") node.className = value;
-        else node.setAttribute(key, String(value));
-      });
-    }
-    for (var i = 2; i < arguments.length; i++) {
-      var child = arguments[i];
-      if (child === null || child === undefined) continue;
-      node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  var $ = SkillmixPage.$;
+  var el = SkillmixPage.el;
   function badge(text, tone) { return el("span", {class: "badge " + (tone || "none")}, text); }
   function runLabel(item) { return data.runs[item.run].label; }
 

@@ -30,7 +30,7 @@ from skillmix.store import Store
 
 _PACKAGE = __name__.rpartition(".")[0]
 # What would end the element an asset is inlined into, or open a comment in it.
-_CLOSERS = {"report.css": "</style", "report.js": "</script"}
+_CLOSERS = {".css": "</style", ".js": "</script"}
 
 
 def render_html(
@@ -72,7 +72,7 @@ def write_page(store: Store, reports: Sequence[Report], path: str | Path) -> Pat
 
 def build_page(store: Store, reports: Sequence[Report]) -> str:
     """The whole HTML document for already built reports (see `render_html`)."""
-    style, script = asset("report.css"), asset("report.js")
+    style, script = asset("report.css"), asset("dom.js") + asset("report.js")
     template = _environment().get_template("page.html.j2")
     return template.render(
         page=page_view(store, reports),
@@ -98,14 +98,21 @@ def _csp_hash(source: str) -> str:
     return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
 
 
-@cache
 def asset(name: str) -> str:
-    """The text inlined for an asset file (`report.css`, `report.js`): the file after a
-    newline, so the element's first line stays free. The CSP hashes exactly this text."""
-    text = (resources.files(_PACKAGE) / "assets" / name).read_text(encoding="utf-8")
-    closer = _CLOSERS[name]
+    """The text inlined for one of the report's asset files (`report.css`, `report.js`,
+    `dom.js`, the helpers every page's script starts with)."""
+    return package_asset(_PACKAGE, "assets", name)
+
+
+@cache
+def package_asset(package: str, folder: str, name: str) -> str:
+    """The text inlined for a style sheet or script of `package` (in `folder`): the file
+    after a newline, so the element's first line stays free. The CSP hashes exactly this
+    text; a file that could end its element or open a comment is refused."""
+    text = (resources.files(package) / folder / name).read_text(encoding="utf-8")
+    closer = _CLOSERS[name[name.rindex(".") :]]
     if closer in text.lower() or "<!--" in text:
-        raise ValueError(f"assets/{name} contains {closer!r} or '<!--': it would break the page")
+        raise ValueError(f"{folder}/{name} contains {closer!r} or '<!--': it would break the page")
     return "\n" + text
 
 

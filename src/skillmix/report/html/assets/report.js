@@ -8,24 +8,8 @@
   var PAGE = 300;
   var limit = PAGE;
   var selected = -1;
-  function $(id) { return document.getElementById(id); }
-  function el(tag, attrs) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (key) {
-        var value = attrs[key];
-        if (value === null || value === undefined || value === false) return;
-        if (key === "class") node.className = value;
-        else node.setAttribute(key, String(value));
-      });
-    }
-    for (var i = 2; i < arguments.length; i++) {
-      var child = arguments[i];
-      if (child === null || child === undefined) continue;
-      node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  var $ = SkillmixPage.$;
+  var el = SkillmixPage.el;
   function fmt(x) { return x === null || x === undefined ? "—" : Number(x).toFixed(2); }
   function scoresOf(rec, judge) {
     for (var i = 0; i < rec.judges.length; i++) {
