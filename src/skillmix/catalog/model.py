@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -79,9 +80,10 @@ class Catalog:
     def categories(self) -> list[str]:
         return sorted({s.category for s in self.skills})
 
-    @property
+    @functools.cached_property
     def content_hash(self) -> str:
-        """SHA-256 of the canonical content (not of the file): same skills, same hash."""
+        """SHA-256 of the canonical content (not of the file): same skills, same hash.
+        Computed once: the catalog is frozen, and runs ask for it at every step."""
         payload = {
             "skills": [s.to_dict() for s in self.skills],
             "topics": [t.to_dict() for t in self.topics],

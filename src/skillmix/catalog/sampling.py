@@ -11,6 +11,7 @@ item's identity (`skill_ids`, `id`) stays in catalog order, so shuffling changes
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import math
@@ -79,18 +80,29 @@ def shuffled(values: Sequence[str], *key: object) -> tuple[str, ...]:
 
 
 def _unrank_combination(rank: int, n: int, k: int) -> tuple[int, ...]:
-    """The rank-th k-subset of range(n) in lexicographic order (combinatorial number system)."""
+    """The rank-th k-subset of range(n) in lexicographic order (combinatorial number system).
+
+    Subsets whose smallest element is `c` come in a block of C(n - c - 1, k - 1); with the
+    blocks' running totals (`_block_starts`), each element is one bisection.
+    """
     out: list[int] = []
     start = 0
     for remaining in range(k, 0, -1):
-        for candidate in range(start, n):
-            block = math.comb(n - candidate - 1, remaining - 1)
-            if rank < block:
-                out.append(candidate)
-                start = candidate + 1
-                break
-            rank -= block
+        starts = _block_starts(n, remaining)
+        candidate = bisect.bisect_right(starts, rank + starts[start]) - 1
+        rank -= starts[candidate] - starts[start]
+        out.append(candidate)
+        start = candidate + 1
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _block_starts(n: int, remaining: int) -> tuple[int, ...]:
+    """Running totals of C(n - c - 1, remaining - 1) over c = 0 .. n - 1 (0 first)."""
+    totals = [0]
+    for candidate in range(n):
+        totals.append(totals[-1] + math.comb(n - candidate - 1, remaining - 1))
+    return tuple(totals)
 
 
 def sample_items(catalog: Catalog, k: int, n: int, seed: int) -> list[Item]:

@@ -23,6 +23,10 @@ from skillmix.cli._common import (
 from skillmix.terminal import escaped
 
 
+# What the report after a run imports: loaded while the run waits for answers.
+REPORT_MODULES = ("skillmix.report", "skillmix.report.html.page")
+
+
 @click.command()
 @run_options
 @executor_options
@@ -55,9 +59,7 @@ def run(
     for anything already answered, in this run or any other in the store.
     """
     from skillmix.models.retry import retry_status
-    from skillmix.report import build_report, render_report, write_report
     from skillmix.runtime.progress import ProgressBars
-    from skillmix.scoring.metrics import Aggregation
 
     prepared = prepare(opts, max_cost=max_cost, workers=workers)
     config, engine = prepared.config, prepared.engine
@@ -79,7 +81,12 @@ def run(
         f"{escaped(engine.templates.version_id)}, store {escaped(engine.store.location)}",
         highlight=False,
     )
-    result = run_job(engine.run(), progress, lambda: engine.calls.stats)
+    result = run_job(
+        engine.run(), progress, lambda: engine.calls.stats, meanwhile=REPORT_MODULES
+    )
+    from skillmix.report import build_report, render_report, write_report
+    from skillmix.scoring.metrics import Aggregation
+
     print_usage(result.stats, "this invocation")
     if result.retries:
         err_console.print(

@@ -121,6 +121,7 @@ class Engine:
         self.on_lease_wait: Callable[[str], None] = lambda message: None
         # Single-slot models held by one unit at a time, by identity (see `_hold`).
         self._slots: dict[str, asyncio.Lock] = {}
+        self._items: list[Item] | None = None
 
     @property
     def models(self) -> list[Model]:
@@ -171,10 +172,13 @@ class Engine:
         }
 
     def sample(self) -> list[Item]:
-        items: list[Item] = []
-        for k in self.config.k:
-            items += sample_items(self.catalog, k, self.config.items, self.config.seed)
-        return items
+        """The run's items (drawn once: `prepare_run` checks them, `run` uses them)."""
+        if self._items is None:
+            items: list[Item] = []
+            for k in self.config.k:
+                items += sample_items(self.catalog, k, self.config.items, self.config.seed)
+            self._items = items
+        return list(self._items)
 
     @property
     def totals(self) -> dict[str, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from skillmix.prompts.rubric import build_rubric
-from skillmix.scoring.results import RunScores
+from skillmix.scoring.results import RunRows, RunScores
 from skillmix.store import GradeRow, Store
 
 
@@ -15,9 +15,12 @@ def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
     every judge's grading rounds and decided verdicts. JSON-serialisable."""
     run_id = scores.run["id"]
     catalog = scores.catalog
-    generations = {(g["item_id"], g["round"]): g for g in store.generations(run_id)}
+    rows = scores.rows or RunRows(
+        store.items(run_id), store.generations(run_id), store.grades(run_id)
+    )
+    generations = {(g["item_id"], g["round"]): g for g in rows.generations}
     grades: dict[tuple[str, int], list[GradeRow]] = {}
-    for g in store.grades(run_id):
+    for g in rows.grades:
         grades.setdefault((g["item_id"], g["gen_round"]), []).append(g)
     decided = {(r.item_id, g.gen_round, r.judge): g for r in scores.items for g in r.generations}
     judge_names = scores.judges  # a property that walks every item: once, not per item
@@ -29,8 +32,22 @@ def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
         call = store.get_call(key)
         return None if call is None else (call.messages[-1]["content"], call.response)
 
+    skill_records: dict[str, dict[str, str]] = {}  # one record per skill, shared by items
+
+    def skill_record(skill_id: str) -> dict[str, str]:
+        if skill_id not in skill_records:
+            s = catalog.skill(skill_id)
+            skill_records[skill_id] = {
+                "id": s.id,
+                "name": s.name,
+                "category": s.category,
+                "definition": s.definition,
+                "example": s.example,
+            }
+        return skill_records[skill_id]
+
     records = []
-    for item in store.items(run_id):
+    for item in rows.items:
         skills = [catalog.skill(s) for s in item["skill_ids"]]
         topic = catalog.topic(item["topic_id"])
         rubric = build_rubric(skills, topic)
@@ -76,16 +93,7 @@ def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
                     "k": item["k"],
                     "gen_round": gen_round,
                     "topic": topic.name,
-                    "skills": [
-                        {
-                            "id": s.id,
-                            "name": s.name,
-                            "category": s.category,
-                            "definition": s.definition,
-                            "example": s.example,
-                        }
-                        for s in skills
-                    ],
+                    "skills": [skill_record(s) for s in item["skill_ids"]],
                     "criteria": [
                         {"id": c.id, "label": c.label, "kind": c.kind, "judged": c.judged}
                         for c in rubric

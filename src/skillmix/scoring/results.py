@@ -23,7 +23,15 @@ from skillmix.scoring.metrics import (
     majority_vote,
     score,
 )
-from skillmix.store import EVALUATION, RunRow, Store, run_kind
+from skillmix.store import (
+    EVALUATION,
+    GenerationRow,
+    GradeRow,
+    ItemRow,
+    RunRow,
+    Store,
+    run_kind,
+)
 
 
 @dataclass
@@ -46,6 +54,16 @@ class ItemResult:
     scores: Scores | None  # aggregated over generations; None = unscored
 
 
+@dataclass(frozen=True)
+class RunRows:
+    """The stored rows a run was scored from, read once: the report's item details use
+    the same rows instead of reading the run again."""
+
+    items: list[ItemRow]
+    generations: list[GenerationRow]
+    grades: list[GradeRow]
+
+
 @dataclass
 class RunScores:
     run: RunRow
@@ -56,6 +74,7 @@ class RunScores:
     unparsed_rounds: int
     methods: dict[str, int] = field(default_factory=dict)
     missing_generations: int = 0
+    rows: RunRows | None = field(default=None, repr=False, compare=False)
 
     @property
     def judges(self) -> list[str]:
@@ -74,12 +93,13 @@ def score_run(store: Store, run_id: str, aggregation: Aggregation = "max") -> Ru
     config = run["config"]
     catalog = store.get_catalog(run["catalog_hash"])
     penalty = bool(config.get("naming_penalty", True))
-    generations = {(g["item_id"], g["round"]): g for g in store.generations(run["id"])}
+    rows = RunRows(store.items(run["id"]), store.generations(run["id"]), store.grades(run["id"]))
+    generations = {(g["item_id"], g["round"]): g for g in rows.generations}
     votes: dict[tuple[str, int, str], list[dict[str, float] | None]] = defaultdict(list)
     methods: dict[str, int] = defaultdict(int)
     unparsed = 0
     grade_rounds = 0
-    for g in store.grades(run["id"]):
+    for g in rows.grades:
         votes[(g["item_id"], g["gen_round"], g["judge"])].append(g["verdicts"])
         methods[g["method"]] += 1
         grade_rounds += 1
@@ -88,7 +108,7 @@ def score_run(store: Store, run_id: str, aggregation: Aggregation = "max") -> Ru
     results: list[ItemResult] = []
     missing = 0
     for judge in config["judges"]:
-        for item in store.items(run["id"]):
+        for item in rows.items:
             skill_criteria = [f"skill:{s}" for s in item["skill_ids"]]
             limit = max_sentences(item["k"])
             gen_scores: list[GenerationScore] = []
@@ -132,6 +152,7 @@ def score_run(store: Store, run_id: str, aggregation: Aggregation = "max") -> Ru
         unparsed_rounds=unparsed,
         methods=dict(methods),
         missing_generations=missing // max(1, len(config["judges"])),
+        rows=rows,
     )
 
 
