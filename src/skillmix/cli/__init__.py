@@ -10,6 +10,8 @@ library is imported inside the commands.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import warnings
 from typing import Any
 
@@ -36,6 +38,12 @@ from skillmix.errors import BudgetError, SkillmixError
 from skillmix.terminal import escaped
 
 __all__ = ["main", "print_error"]
+
+# At exit the interpreter collects every object once more before freeing them: after a
+# large run that full collection took 80 ms of the command's last 100 ms. Everything the
+# command writes is written and closed by then, so the objects are left to be freed
+# without it (registered first, this runs after every other exit handler).
+atexit.register(gc.freeze)
 
 
 def print_error(err: SkillmixError) -> None:

@@ -47,8 +47,8 @@ class ChatRequest:
     @functools.cached_property
     def messages_json(self) -> str:
         if self.images:
-            return json.dumps(self.wire_messages(), ensure_ascii=False)
-        return json.dumps(self.messages, ensure_ascii=False)
+            return _messages_json(self.wire_messages())
+        return _messages_json(self.messages)
 
     def wire_messages(self) -> list[dict[str, Any]]:
         """The messages in the OpenAI chat format: with `images`, the last message's content
@@ -64,10 +64,7 @@ class ChatRequest:
     def _setting_fields(self) -> dict[str, str]:
         """Each setting's value as JSON (keys sorted, no spaces), encoded once: a judge's
         request carries a JSON schema that the key and the store would each encode again."""
-        return {
-            name: json.dumps(value, sort_keys=True, separators=(",", ":"))
-            for name, value in self.settings().items()
-        }
+        return {name: _setting_json(value) for name, value in self.settings().items()}
 
     @property
     def settings_json(self) -> str:
@@ -80,6 +77,23 @@ class ChatRequest:
         settings = _json_object({**self._setting_fields, "model": json.dumps(model_identity)})
         blob = f"{settings}\n{self.messages_json}"
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# The encoders of `json.dumps(value, ensure_ascii=False)` and `json.dumps(value,
+# sort_keys=True, separators=(",", ":"))`, made once: `json.dumps` with options builds a new
+# encoder on every call. The cache key depends on these exact bytes.
+_messages_json = json.JSONEncoder(ensure_ascii=False).encode
+_sorted_json = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_SCALARS = {None: "null", True: "true", False: "false"}
+
+
+def _setting_json(value: Any) -> str:
+    """`value` as `_sorted_json` writes it; the common scalars without an encoder."""
+    if value is None or value is True or value is False:
+        return _SCALARS[value]
+    if type(value) is int:
+        return int.__repr__(value)
+    return _sorted_json(value)
 
 
 def _json_object(fields: dict[str, str]) -> str:

@@ -17,6 +17,8 @@ import json
 import os
 from typing import Any
 
+import orjson
+
 from skillmix.models.base import ChatRequest, ChatResponse, ModelError, UnknownModelError
 from skillmix.models.http import ConnectError, HttpClient, HttpError
 from skillmix.models.retry import RETRY_STATUSES, Retryable, RetryingClient, SchemaRejected
@@ -94,10 +96,9 @@ class OpenAICompatModel(RetryingClient):
         """`_body` as JSON bytes, reusing the messages' JSON that the cache key already made
         (the messages are most of the body; encoding them again cost more CPU per request
         than anything else in the client)."""
-        options = json.dumps(self._options(request, mode))
-        text = f'{{"messages":{request.messages_json},{options[1:]}'
+        options = orjson.dumps(self._options(request, mode))
         try:
-            return text.encode()
+            return b'{"messages":' + request.messages_json.encode() + b"," + options[1:]
         except UnicodeEncodeError:  # a lone surrogate: let json escape it
             return json.dumps(self._body(request, mode)).encode()
 
@@ -155,7 +156,7 @@ class OpenAICompatModel(RetryingClient):
                 raise SchemaRejected()
             raise self._http_error(resp.status, raw, resp.headers.get("retry-after"))
         try:
-            data = json.loads(raw)
+            data = _loads(resp.body, raw)
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
         except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as err:
@@ -198,3 +199,13 @@ class OpenAICompatModel(RetryingClient):
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+def _loads(body: bytes, text: str) -> Any:
+    """A response's JSON: orjson for the bytes (several times faster on every answer), the
+    standard module for what orjson refuses (lone surrogates, NaN, invalid UTF-8, which
+    `text` holds replaced), so both read the same answers."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(text)

@@ -74,6 +74,13 @@ def naming_penalty(answer: str, skills: Sequence[Skill]) -> dict[str, str]:
     return named
 
 
+def compile_naming(skill: Skill) -> None:
+    """Compile the patterns `naming_penalty` uses for `skill` now rather than on first use
+    (a skill's forms take about a millisecond; a run's first answers would wait for all)."""
+    for form in skill.surface_forms:
+        _patterns(form)
+
+
 def substring_naming(answer: str, skills: Sequence[Skill]) -> dict[str, str]:
     """The published scripts' naming test (`--protocol paper`): skill id -> the text that
     names it, where a skill is named when its name, cut at its first "(" and lower-cased,
