@@ -96,8 +96,10 @@ def run(
     report = build_report(
         engine.store, result.run_id, cast(Aggregation, aggregation), settings=prepared.settings
     )
-    render_report(report, console)
-    paths = write_report(report, Path(out) / result.run_id, engine.store)
+    try:  # the files first: the skill analysis (for the table) runs beside the page
+        paths = write_report(report, Path(out) / result.run_id, engine.store)
+    finally:
+        render_report(report, console)
     err_console.print(f"report files: {escaped(paths[0].parent)}/", highlight=False)
     err_console.print(f"HTML report: {escaped(paths[-1])}", highlight=False)
 

@@ -4,7 +4,9 @@ warnings that matter. Reads only the store; `terminal` and `files` show and writ
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +59,16 @@ class Report:
     human_agreement: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     reference_diff: ReferenceDiff | None = None  # runs made by `skillmix import reference`
     audit: Audit | None = None  # how far its judges can be trusted (`skillmix audit`)
-    skill_analysis: SkillAnalysis | None = None  # difficulty, composition (`skillmix analyze`)
     spread: SpreadReport | None = None  # its spread across format variants (`skillmix spread`)
+    # Difficulty and composition (`skillmix analyze`), computed on a worker thread while the
+    # rest of the report is built: see `skill_analysis`.
+    analysis: Future[SkillAnalysis] | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def skill_analysis(self) -> SkillAnalysis | None:
+        """The skill analysis, waiting for its thread if it is still being computed (its
+        bootstrap is numpy work, which runs beside the item records of the page)."""
+        return None if self.analysis is None else self.analysis.result()
 
     @property
     def status(self) -> str:
@@ -126,6 +136,9 @@ def build_report(
     Reads only the store: no model is called.
     """
     scores = score_run(store, run_id, aggregation)
+    analysis = _analysis_thread().submit(
+        analyze_scores, [scores], level=level, cell_budget=REPORT_CELL_BUDGET
+    )
     run = scores.run
     rows = summarize(scores, level=level, resamples=resamples)
     combined = combined_scores(scores)
@@ -172,11 +185,16 @@ def build_report(
         human_agreement=human_agreement(store, scores),
         reference_diff=reference_diff(store, run["id"], scores),
         audit=audit_runs(store, [run["id"]], level=level),
-        skill_analysis=analyze_scores([scores], level=level, cell_budget=REPORT_CELL_BUDGET),
+        analysis=analysis,
         spread=spread_report_for_run(
             store, run["id"], aggregation, level=level, resamples=resamples
         ),
     )
+
+
+@functools.cache
+def _analysis_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="skillmix-analysis")
 
 
 def _completeness_warnings(scores: RunScores, rows: list[SummaryRow]) -> list[str]:
