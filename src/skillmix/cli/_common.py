@@ -383,7 +383,10 @@ def run_job(
     from skillmix.runtime.loop import run as run_async
     from skillmix.runtime.pool import BudgetReached
 
-    importer = import_meanwhile(meanwhile)
+    job_done = threading.Event()
+    importer = import_meanwhile(
+        meanwhile, start=lambda: stats().sent > 0 or stats().cached > 0, unless=job_done
+    )
     # The cyclic garbage collector, set for a command that makes many short-lived objects
     # (requests, rows, the report's records) and few cycles: a young collection waits for
     # 50,000 new objects rather than 700, which took a 4,352-item run's time in collections
@@ -403,20 +406,34 @@ def run_job(
         )
         sys.exit(130)
     finally:
+        job_done.set()
         importer.join()
 
 
-def import_meanwhile(modules: Sequence[str]) -> threading.Thread:
-    """Import `modules` on a thread of their own, started now; join it before relying on it.
+def import_meanwhile(
+    modules: Sequence[str], start: Callable[[], bool], unless: threading.Event
+) -> threading.Thread:
+    """Import `modules` on a thread of their own once `start()` is true (or `unless` is
+    set: then at once); join it before relying on it.
 
     A run spends most of its time waiting for answers, and the modules of the report that
     follows it (numpy, Jinja, the page's views) take a few hundred milliseconds to import:
-    done here, that time overlaps the wait instead of adding to the command's. Importing
-    is thread-safe (a module being imported by this thread makes another importer wait for
-    it), and an import that fails here fails again, with its traceback, where it is used.
+    done here, that time overlaps the wait instead of adding to the command's. The thread
+    waits for the first answer, so that the run's first requests are already out rather
+    than waiting for the imports' turns. Importing is thread-safe (a module being imported
+    by this thread makes another importer wait for it), and an import that fails here fails
+    again, with its traceback, where it is used.
     """
 
+    def started() -> bool:
+        try:
+            return start()
+        except Exception:  # read while the loop changes it (a new role's counter): later
+            return False
+
     def work() -> None:
+        while not started() and not unless.wait(0.01):
+            pass
         for name in modules:
             with contextlib.suppress(Exception):
                 importlib.import_module(name)

@@ -497,11 +497,13 @@ class _Entries:
     item_of: np.ndarray  # per entry: position of its item in `items`
     skill: np.ndarray  # per entry: local skill index
     met: np.ndarray  # per entry: texts that met the skill
+    item_met: np.ndarray = field(init=False)  # per item: `met` summed over its entries
     order: np.ndarray = field(init=False)  # entries sorted by skill
     starts: np.ndarray = field(init=False)  # where each present skill begins in `order`
     present: np.ndarray = field(init=False)  # the skills present, in `order`'s order
 
     def __post_init__(self) -> None:
+        self.item_met = self.met.reshape(-1, self.k).sum(axis=1)
         self.order = np.argsort(self.skill, kind="stable")
         sorted_skills = self.skill[self.order]
         self.present, self.starts = np.unique(sorted_skills, return_index=True)
@@ -561,8 +563,10 @@ def _same_k_rates(e: _Entries, w: np.ndarray, n_skills: int) -> np.ndarray:
     own_seen = wt * e.texts[e.item_of]
     hits = e.per_skill(own_hits, n_skills)[:, e.skill] - own_hits
     seen = e.per_skill(own_seen, n_skills)[:, e.skill] - own_seen
-    item_hits = own_hits.reshape(len(w), -1, e.k).sum(axis=2)[:, e.item_of]
-    item_seen = own_seen.reshape(len(w), -1, e.k).sum(axis=2)[:, e.item_of]
+    # An entry's item, over its k entries: its weight times the item's hits, and k times
+    # the entry's own texts (every entry of an item has the same). All counts: exact.
+    item_hits = wt * e.item_met[e.item_of]
+    item_seen = e.k * own_seen
     with np.errstate(invalid="ignore", divide="ignore"):
         pooled = (own_hits.sum(axis=1)[:, None] - item_hits) / (
             own_seen.sum(axis=1)[:, None] - item_seen
