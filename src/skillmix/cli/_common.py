@@ -390,8 +390,8 @@ def run_job(
     # The cyclic garbage collector, set for a command that makes many short-lived objects
     # (requests, rows, the report's records) and few cycles: a young collection waits for
     # 50,000 new objects rather than 700, which took a 4,352-item run's time in collections
-    # from about 470 ms (940 of them) to 50 ms (41). Memory is unchanged: nearly all of
-    # these objects are freed by reference counting, not by the collector.
+    # from about 470 ms (940 of them) to 50 ms (41). Nearly all of these objects are freed
+    # by reference counting; what waits for the collector is at most those 50,000 objects.
     gc.set_threshold(50_000, 10, 10)
     try:
         with progress:

@@ -1276,7 +1276,6 @@ def page_view(store: Store, reports: Sequence[Report]) -> Page:
         plots=_plots(runs),
         run_metrics=_run_metrics(runs),
         heatmaps=_heatmaps(runs),
-        skill_analytics=_skill_analytics(runs),
         topics=_topics(runs),
         agreement=_agreement(runs),
         audit=_audit(store, runs),
@@ -1284,4 +1283,6 @@ def page_view(store: Store, reports: Sequence[Report]) -> Page:
         usage=_usage(runs),
         filters=_item_filters(data),
         data=data,
+        # Last: each report's skill analysis may still be running on its thread.
+        skill_analytics=_skill_analytics(runs),
     )
