@@ -428,7 +428,7 @@ def import_meanwhile(
     def started() -> bool:
         try:
             return start()
-        except Exception:  # read while the loop changes it (a new role's counter): later
+        except RuntimeError:  # read while the loop changed it (a new role's counter)
             return False
 
     def work() -> None:

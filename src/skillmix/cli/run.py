@@ -22,7 +22,6 @@ from skillmix.cli._common import (
 )
 from skillmix.terminal import escaped
 
-
 # What the report after a run imports: loaded while the run waits for answers.
 REPORT_MODULES = ("skillmix.report", "skillmix.report.html.page")
 
@@ -81,9 +80,7 @@ def run(
         f"{escaped(engine.templates.version_id)}, store {escaped(engine.store.location)}",
         highlight=False,
     )
-    result = run_job(
-        engine.run(), progress, lambda: engine.calls.stats, meanwhile=REPORT_MODULES
-    )
+    result = run_job(engine.run(), progress, lambda: engine.calls.stats, meanwhile=REPORT_MODULES)
     from skillmix.report import build_report, render_report, write_report
     from skillmix.scoring.metrics import Aggregation
 

@@ -69,6 +69,9 @@ from skillmix.store.rows import (
 from skillmix.store.text import has_lone_surrogates, repair_text
 
 SCHEMA_VERSION = 2
+# How long a locked SQLite store is waited for (SQLite's busy timeout, and opening a store
+# that another process is creating at the same moment).
+OPEN_WAIT_S = 30.0
 # Columns added since schema 1, added to older stores when they are opened for writing.
 ADDED_COLUMNS = {"calls": {"raw_response": "TEXT"}, "grades": {"answer_hash": "TEXT"}}
 T = TypeVar("T")
@@ -224,19 +227,43 @@ class Store:
             raise _read_only_error(self.path)
         if not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = _connect_sqlite(self.path)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # Each write commits at once. With WAL and synchronous=OFF a commit is a write()
-            # to the OS without fsync: it survives the process being killed (even SIGKILL),
-            # not a power cut, and costs microseconds instead of a disk flush.
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self.db = SQLiteDatabase(conn, lambda: _connect_sqlite(self.path))
-            self._migrate()
-        except sqlite3.Error as err:
-            raise _open_error(err, self.path) from err
+        self._open_sqlite()
         self._replay_side_file()
+
+    def _open_sqlite(self) -> None:
+        """Connect, switch to WAL and bring the schema up to date, again while another
+        process is doing the same to a new store.
+
+        Two processes opening a store that does not exist yet (two runs started together)
+        both create it. SQLite answers one of them "database is locked" at once, without
+        waiting, where waiting could deadlock (both hold a read lock and want to write):
+        that one closes its connection and starts again, for as long as a locked store
+        is waited for anyway.
+        """
+        deadline = time.monotonic() + OPEN_WAIT_S
+        pause = 0.005
+        while True:
+            conn = None
+            try:
+                conn = _connect_sqlite(self.path)
+                conn.execute("PRAGMA journal_mode=WAL")
+                # Each write commits at once. With WAL and synchronous=OFF a commit is a
+                # write() to the OS without fsync: it survives the process being killed
+                # (even SIGKILL), not a power cut, and costs microseconds, not a disk flush.
+                conn.execute("PRAGMA synchronous=OFF")
+                conn.execute("PRAGMA foreign_keys=ON")
+                self.db = SQLiteDatabase(conn, lambda: _connect_sqlite(self.path))
+                self._migrate()
+                return
+            except (sqlite3.Error, StoreWriteError) as err:
+                if conn is not None:
+                    conn.close()
+                if not _locked(err) or time.monotonic() + pause > deadline:
+                    if isinstance(err, StoreWriteError):
+                        raise
+                    raise _open_error(err, self.path) from err
+            time.sleep(pause)
+            pause = min(2 * pause, 0.25)
 
     def _migrate(self) -> None:
         """Create the tables, or bring an older store's up to this schema, and record it.
@@ -1085,7 +1112,14 @@ def _add_missing_columns(db: Database) -> None:
 
 
 def _connect_sqlite(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    return sqlite3.connect(str(path), isolation_level=None, timeout=OPEN_WAIT_S)
+
+
+def _locked(err: Exception) -> bool:
+    """Whether `err` (or the SQLite error behind a `StoreWriteError`) is SQLite's "busy"."""
+    cause = err.__cause__ if isinstance(err, StoreWriteError) else err
+    name = getattr(cause, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
 
 
 def _open_postgres(url: str, *, read_only: bool) -> PostgresDatabase:
