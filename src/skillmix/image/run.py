@@ -274,7 +274,7 @@ class ImageRun:
             resumed = self.store.ensure_run(
                 self.run_id, self.config.recorded(), view.content_hash, PROMPTS_VERSION
             )
-            self.store.set_run_status(self.run_id, "running")
+            self.store.set_running(self.run_id)
             self.store.put_record(self.run_id, CATALOG_RECORD, "catalog", self.catalog.to_dict())
             for sample in self.samples:
                 self.store.put_record(

@@ -391,7 +391,7 @@ class MathEval:
             resumed = self.store.ensure_run(
                 self.run_id, self.config.recorded(), catalog.content_hash, PROMPTS_VERSION
             )
-            self.store.set_run_status(self.run_id, "running")
+            self.store.set_running(self.run_id)
             self.store.put_record(
                 self.run_id,
                 POOL_RECORD,

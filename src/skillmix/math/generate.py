@@ -754,7 +754,7 @@ class GeneratePipeline:
                 self.catalog.content_hash,
                 self.templates.version_id,
             )
-            self.store.set_run_status(self.run_id, "running")
+            self.store.set_running(self.run_id)
         try:
             candidates = await self._generate()
         except BudgetReached:

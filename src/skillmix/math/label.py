@@ -603,7 +603,7 @@ class LabelPipeline:
                 start.content_hash,
                 self.templates.version_id,
             )
-            self.store.set_run_status(self.run_id, "running")
+            self.store.set_running(self.run_id)
         try:
             labels = await self.label_all()
             skills, placed = await self.cluster(labels)

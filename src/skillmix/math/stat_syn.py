@@ -234,7 +234,7 @@ class StatSyn:
             resumed = self.store.ensure_run(
                 self.run_id, self.config.recorded(), catalog.content_hash, PROMPTS_VERSION
             )
-            self.store.set_run_status(self.run_id, "running")
+            self.store.set_running(self.run_id)
         plans = self.plans()
         outcomes: dict[str, PairOutcome | None] = {}
         self.progress.total(STAGE, len(plans))

@@ -222,7 +222,7 @@ class Engine:
                     for pos, it in enumerate(items)
                 ],
             )
-            self.store.set_run_status(self.run_id, "running")
+            self.store.set_running(self.run_id)
         units: Iterator[tuple[Item, int]] = (
             (item, gen_round)
             for item in items

@@ -616,6 +616,16 @@ class Store:
         self.flush()
         self._execute(sql, (status, time.time(), run_id))
 
+    def set_running(self, run_id: str) -> None:
+        """Mark a run as running as it starts or resumes, unless it is done: a done run that
+        is run again has nothing left to do, and a report that another process builds of
+        it meanwhile (the one that just finished it) must not see it as running again."""
+        self.flush()
+        self._execute(
+            "UPDATE runs SET status = 'running', updated = ? WHERE id = ? AND status != 'done'",
+            (time.time(), run_id),
+        )
+
     def get_run(self, run_id: str) -> RunRow:
         """The run `run_id` (or the one run whose id starts with it), as `list_runs` shows it."""
         row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
