@@ -301,6 +301,10 @@ def test_a_killed_actor_changes_nothing_and_no_answer_is_asked_twice(
             held_port = server.clients[mark + 11][1]
             pid = _pid_with_client_port(held_port, server.port)
             assert _cmdline(pid).startswith("ray::"), "a Ray actor sent it, not the driver"
+            # Stopped first, so that the actor opens no connection between the look at
+            # its connections and its death (one it opened after the look would have
+            # its request sent twice without being counted as the killed actor's).
+            os.kill(pid, signal.SIGSTOP)
             killed_ports = _client_ports(pid, server.port)
             os.kill(pid, signal.SIGKILL)
             server.release()
