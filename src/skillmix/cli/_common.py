@@ -384,12 +384,8 @@ def run_job(
     from skillmix.runtime.pool import BudgetReached
 
     job_done = threading.Event()
-    importer = (
-        import_meanwhile(
-            meanwhile, start=lambda: stats().sent > 0 or stats().cached > 0, unless=job_done
-        )
-        if meanwhile
-        else None
+    importer = import_meanwhile(
+        meanwhile, start=lambda: stats().sent > 0 or stats().cached > 0, unless=job_done
     )
     # The cyclic garbage collector, set for a command that makes many short-lived objects
     # (requests, rows, the report's records) and few cycles: a young collection waits for
@@ -411,8 +407,7 @@ def run_job(
         sys.exit(130)
     finally:
         job_done.set()
-        if importer is not None:
-            importer.join()
+        importer.join()
 
 
 def import_meanwhile(
