@@ -288,6 +288,7 @@ class CallCache:
             usage.unpriced += 1
         else:
             usage.cost += price.cost(response.prompt_tokens, response.completion_tokens)
+        await self.store.committed()
         return record
 
     def _ledger(self, key: str, role: str, *, sent: bool) -> None:

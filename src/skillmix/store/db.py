@@ -378,6 +378,14 @@ class Store:
             self._commit_pending()
         self.raise_if_failed()
 
+    async def committed(self) -> None:
+        """Wait until the writes pending in this turn of the loop are committed: their
+        group commit was scheduled before this task yields, so it runs first. A caller that
+        sends nothing before this returns never has a new request out while an answer it
+        received is not yet stored (a SIGKILL then loses no answer it had)."""
+        if self._flush_scheduled:
+            await asyncio.sleep(0)
+
     def _flush_soon(self) -> None:
         self._flush_scheduled = False
         if self._failed is None:
