@@ -10,6 +10,7 @@ library is imported inside the commands.
 
 from __future__ import annotations
 
+import gc
 import os
 import warnings
 from typing import Any
@@ -32,11 +33,11 @@ from skillmix.cli import (
     spread,
     store,
 )
-from skillmix.cli._common import err_console
+from skillmix.cli._common import err_console, quick_exit_allowed
 from skillmix.errors import BudgetError, SkillmixError
 from skillmix.terminal import escaped
 
-__all__ = ["main", "print_error"]
+__all__ = ["entry", "main", "print_error"]
 
 # skillmix uses no pydantic plugins, and looking for them reads the metadata of every
 # installed package when the first model class is built (inside a command: the modules
@@ -80,6 +81,22 @@ class SkillmixGroup(click.Group):
 def main() -> None:
     """Measure and teach skill composition in language models (Skill-Mix)."""
     warnings.showwarning = _show_warning
+
+
+def entry() -> None:
+    """The `skillmix` program (and `python -m skillmix.cli`): `main`, then a quick exit.
+
+    After a command that closed everything it opened (`allow_quick_exit`), the objects
+    alive at the end are frozen (`gc.freeze`), so the interpreter's last collections skip
+    them: freeing a finished run's objects and modules one by one took 70-90 ms of every
+    `skillmix run`, for memory the operating system takes back at once. Output is flushed
+    and files closed as usual. `main` alone (as tests call it in-process) never does this.
+    """
+    try:
+        main()
+    finally:
+        if quick_exit_allowed():
+            gc.freeze()
 
 
 def _register(*commands: click.Command) -> None:

@@ -1,6 +1,6 @@
 """`python -m skillmix.cli`: the `skillmix` command, with the package loaded once."""
 
-from skillmix.cli import main
+from skillmix.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -410,6 +410,20 @@ def run_job(
         importer.join()
 
 
+_quick_exit = False
+
+
+def allow_quick_exit() -> None:
+    """Say that the command closed everything it opened (its store, its files): the
+    process may then exit without freeing the job's objects one by one (`cli.entry`)."""
+    global _quick_exit
+    _quick_exit = True
+
+
+def quick_exit_allowed() -> bool:
+    return _quick_exit
+
+
 def import_meanwhile(
     modules: Sequence[str], start: Callable[[], bool], unless: threading.Event
 ) -> threading.Thread:

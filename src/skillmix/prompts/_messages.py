@@ -23,15 +23,7 @@ def _joined(names: Sequence[str]) -> str:
 
 def _skill_lines(templates: TemplateSet, template: str, skills: Sequence[Skill]) -> str:
     return "\n".join(
-        templates.render(
-            template,
-            name=s.name,
-            definition=s.definition,
-            example=s.example,
-            category=s.category,
-            number=number,
-        )
-        for number, s in enumerate(skills, start=1)
+        templates.render_skill(template, s, number) for number, s in enumerate(skills, start=1)
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from string import Template
 from typing import Literal
 
+from skillmix.catalog.model import Skill
 from skillmix.errors import InputError
 
 # The built-in set of evaluation runs (`--templates`); v1 stays loadable for old runs.
@@ -128,6 +129,11 @@ class TemplateSet:
     _ready: dict[tuple[str, tuple[str, ...]], Template] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # Each skill's line of a per-skill template, by template, skill and position: a run
+    # lists the same few hundred skills in thousands of prompts.
+    _skill_lines: dict[tuple[str, Skill, int], str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def version_id(self) -> str:
@@ -178,6 +184,21 @@ class TemplateSet:
             raise TemplateError(f"template {self.version}/{template} needs field {err}") from err
         except ValueError as err:
             raise TemplateError(f"template {self.version}/{template}: {err}") from err
+
+    def render_skill(self, template: str, skill: Skill, number: int) -> str:
+        """`template` filled in for one skill, listed at position `number` (from 1)."""
+        key = (template, skill, number)
+        line = self._skill_lines.get(key)
+        if line is None:
+            line = self._skill_lines[key] = self.render(
+                template,
+                name=skill.name,
+                definition=skill.definition,
+                example=skill.example,
+                category=skill.category,
+                number=number,
+            )
+        return line
 
     def check_run(self, *, judge_format: JudgeFormat, tell_not_to_name: bool) -> None:
         """Fail before a run starts if this set cannot give it the prompts it needs."""

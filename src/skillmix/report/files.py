@@ -15,20 +15,26 @@ from skillmix.store import Store
 
 def write_report(report: Report, out_dir: str | Path, store: Store | None = None) -> list[Path]:
     """metrics.json, metrics.csv, items.csv and one CSV per breakdown, and with the `store`
-    the report was built from also report.html (last); returns the paths."""
+    the report was built from also report.html (last); returns the paths.
+
+    The page is written first: its item records do not need the skill analysis, which
+    `build_report` started on another thread and metrics.json waits for, so the analysis
+    finishes meanwhile instead of being waited for.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    page = None
+    if store is not None:
+        from skillmix.report.html import write_page  # imports Jinja2: only when a page is written
+
+        page = write_page(store, [report], out / "report.html")
     paths = [
         _write_json(report, out / "metrics.json"),
         _write_metrics(report, out / "metrics.csv"),
         _write_items(report, out / "items.csv"),
         *(_write_rows(rows, out / f"by_{by}.csv") for by, rows in report.breakdowns.items()),
     ]
-    if store is not None:
-        from skillmix.report.html import write_page  # imports Jinja2: only when a page is written
-
-        paths.append(write_page(store, [report], out / "report.html"))
-    return paths
+    return paths if page is None else [*paths, page]
 
 
 def _write_json(report: Report, path: Path) -> Path:
