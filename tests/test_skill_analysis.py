@@ -230,6 +230,26 @@ def test_without_k1_independence_is_predicted_within_each_k(tmp_path: Path):
     assert any("no k = 1 items" in note for note in analysis.limits)
 
 
+@pytest.mark.parametrize("ks", [(1, 2, 3), (2, 3)])
+def test_the_law_does_not_depend_on_the_bootstrap_chunks(tmp_path: Path, monkeypatch, ks):
+    """The resamples are drawn chunk by chunk (sized for the CPU's cache): one resample per
+    chunk, a few, or all at once give the same law to the last digit."""
+    import skillmix.scoring.skills as skills_module
+
+    catalog = planted_catalog(len(SPREAD_B))
+    store = Store(tmp_path / "runs.sqlite")
+    items = rasch_items(5, catalog, ks, 150, SPREAD_B, ability=0.8, text_sd=0.5)
+    put_planted_run(store, "chunks", catalog, items, student="openai:student")
+    laws = []
+    for cells, rows, most in ((1, 1, 1), (2_000, 3, 10**6), (10**9, 10**6, 10**9)):
+        monkeypatch.setattr(skills_module, "_CHUNK_CELLS", cells)
+        monkeypatch.setattr(skills_module, "_CHUNK_ROWS", rows)
+        monkeypatch.setattr(skills_module, "_CHUNK_MAX_CELLS", most)
+        (law,) = analyze_runs(store, ["chunks"]).composition
+        laws.append(json.dumps(law.to_dict(), sort_keys=True))
+    assert laws[0] == laws[1] == laws[2]
+
+
 def test_composition_costs_and_dependence_move_the_ratio(tmp_path: Path):
     """The ratio can fail: a cost per extra skill pulls it below 1 (against k = 1
     rates); skills that succeed together on good texts push it above 1 (within k)."""

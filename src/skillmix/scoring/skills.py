@@ -61,7 +61,14 @@ MIN_SKILL_OBSERVATIONS = 5  # fewer graded texts than this: the difficulty is ma
 PSEUDO_COUNT = 1.0  # texts at the pooled rate added to each skill's rate in the prediction
 RESAMPLES = 1000  # bootstrap resamples of the composition law
 MIN_RESAMPLES = 200  # the fewest a cell budget may leave (see `composition_law`)
-_CHUNK_CELLS = 1_000_000  # resamples × entries held in memory at once
+# The bootstrap goes through its resamples in chunks (the results do not depend on their
+# size): about _CHUNK_CELLS cells (resamples × entries), so that a chunk's arrays stay in
+# the CPU's cache (a 1,088-item run's analysis: 0.12 s in chunks of 1,000,000 cells, 0.08 s
+# in chunks of 65,536), but at least _CHUNK_ROWS resamples, so that Python's work per chunk
+# does not dominate on big runs, and never more than _CHUNK_MAX_CELLS held at once.
+_CHUNK_CELLS = 65_536
+_CHUNK_ROWS = 16
+_CHUNK_MAX_CELLS = 1_000_000
 
 
 # --- graded texts ----------------------------------------------------------------------------
@@ -625,15 +632,18 @@ def composition_law(
     point = _law_statistics(
         by_k, {k: np.ones((1, len(e.items))) for k, e in by_k.items()}, n_skills
     )
-    rng = np.random.default_rng(seed)
+    # One random stream per k: resample r of each k is the same whatever the chunk size.
+    rngs = {k: np.random.default_rng([seed, k]) for k in by_k}
     entries = sum(len(e.skill) + len(e.items) for e in by_k.values())
     if cell_budget is not None:
         resamples = min(resamples, max(MIN_RESAMPLES, cell_budget // max(1, entries)))
-    chunk = max(1, min(resamples, _CHUNK_CELLS // max(1, entries)))
+    per_row = max(1, entries)
+    chunk_rows = min(max(_CHUNK_ROWS, _CHUNK_CELLS // per_row), _CHUNK_MAX_CELLS // per_row)
+    chunk = max(1, min(resamples, chunk_rows))
     draws: dict[int, list[np.ndarray]] = {k: [] for k in by_k}
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
-        weights = {k: _resample_weights(rng, len(e.items), size) for k, e in by_k.items()}
+        weights = {k: _resample_weights(rngs[k], len(e.items), size) for k, e in by_k.items()}
         for k, stats in _law_statistics(by_k, weights, n_skills).items():
             draws[k].append(np.stack(stats))
     rows = []
