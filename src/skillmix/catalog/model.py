@@ -8,10 +8,13 @@ import json
 import re
 from dataclasses import dataclass, field
 
+_NOT_KEY = re.compile(r"[^a-z0-9]+")
 
+
+@functools.lru_cache(maxsize=4096)  # every rubric asks again for the same few hundred names
 def slug(text: str) -> str:
     """`Red herring` -> `red_herring`: a JSON-safe key (also the default skill/topic id)."""
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "x"
+    return _NOT_KEY.sub("_", text.lower()).strip("_") or "x"
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,10 @@ class ConnectionLost(StoreError):
 class Cursor(Protocol):
     rowcount: int
 
+    @property
+    def description(self) -> Any:
+        """One entry per column, its name first (DB-API)."""
+
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
     def fetchmany(self, size: int) -> list[Any]: ...

@@ -676,10 +676,12 @@ class Store:
         )
 
     def items(self, run_id: str) -> list[ItemRow]:
-        rows = self.db.execute(
-            "SELECT * FROM items WHERE run_id = ? ORDER BY k, position", (run_id,)
-        ).fetchall()
-        return [cast(ItemRow, {**dict(r), "skill_ids": _loads(r["skill_ids"])}) for r in rows]
+        rows = _records(
+            self.db.execute("SELECT * FROM items WHERE run_id = ? ORDER BY k, position", (run_id,))
+        )
+        for r in rows:
+            r["skill_ids"] = _loads(r["skill_ids"])
+        return cast(list[ItemRow], rows)
 
     # --- calls (log and cache) ---------------------------------------------------------------
 
@@ -849,10 +851,14 @@ class Store:
         )
 
     def generations(self, run_id: str) -> list[GenerationRow]:
-        rows = self.db.execute(
-            "SELECT * FROM generations WHERE run_id = ? ORDER BY item_id, round", (run_id,)
-        ).fetchall()
-        return [cast(GenerationRow, {**dict(r), "named": _loads(r["named"])}) for r in rows]
+        rows = _records(
+            self.db.execute(
+                "SELECT * FROM generations WHERE run_id = ? ORDER BY item_id, round", (run_id,)
+            )
+        )
+        for r in rows:
+            r["named"] = _loads(r["named"])
+        return cast(list[GenerationRow], rows)
 
     def put_grade(
         self,
@@ -932,28 +938,27 @@ class Store:
         A grade of another text (its generation was replaced since, e.g. by a process that
         got a different sample of the same request) is left out: it is graded again.
         """
-        rows = self.db.execute(
-            "SELECT * FROM grades WHERE run_id = ? ORDER BY item_id, gen_round, judge, grade_round",
-            (run_id,),
-        ).fetchall()
+        rows = _records(
+            self.db.execute(
+                "SELECT * FROM grades WHERE run_id = ? "
+                "ORDER BY item_id, gen_round, judge, grade_round",
+                (run_id,),
+            )
+        )
         answers = {
             (item_id, round_): answer_hash(answer)
             for item_id, round_, answer in self.db.execute(
                 "SELECT item_id, round, answer FROM generations WHERE run_id = ?", (run_id,)
             )
         }
-        return [
-            cast(
-                GradeRow,
-                {
-                    **dict(r),
-                    "verdicts": None if r["verdicts"] is None else _loads(r["verdicts"]),
-                    "call_keys": _loads(r["call_keys"]),
-                },
-            )
-            for r in rows
-            if _graded_current(r, answers)
-        ]
+        current = []
+        for r in rows:
+            graded = r.get("answer_hash")  # None: graded before grades recorded the text
+            if graded is None or answers.get((r["item_id"], r["gen_round"])) == graded:
+                r["verdicts"] = None if r["verdicts"] is None else _loads(r["verdicts"])
+                r["call_keys"] = _loads(r["call_keys"])
+                current.append(r)
+        return cast(list[GradeRow], current)
 
     # --- imported reference points ------------------------------------------------------
 
@@ -1051,9 +1056,11 @@ def answer_hash(answer: str) -> str:
     return hashlib.sha256(answer.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _graded_current(row: Any, answers: dict[tuple[str, int], str]) -> bool:
-    graded = _column(row, "answer_hash")
-    return graded is None or answers.get((row["item_id"], row["gen_round"])) == graded
+def _records(cursor: Cursor) -> list[dict[str, Any]]:
+    """A query's rows as dicts: zipped with the column names read once, several times
+    faster than `dict(row)` for each of a report's thousands of rows."""
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _call_record(row: Any) -> CallRecord:
