@@ -228,3 +228,21 @@ def test_judge_versus_human_agreement_is_shown(tmp_path: Path):
     assert table is not None
     assert "openai:hand-judge" in table.group(1) and "skills" in table.group(1)
     assert "75%" in table.group(1)  # skills: 3 of the 4 skill verdicts agree
+
+
+def test_script_json_cannot_end_its_tag_and_reads_back_the_same():
+    """Whatever the models wrote (tags, comments, ampersands, the line separators that end
+    a JavaScript string, any script), the page's JSON block reads back as the same data."""
+    from skillmix.report.html.page import script_json
+
+    hostile = "</script><!-- x --> & <b>é 中文 \u2028 \u2029 😀 \\u003c"
+    data = {"text": hostile, "nested": [{"k": hostile}], "nan": float("nan"), 3: "key"}
+    text = str(script_json(data))
+    for raw in ("<", ">", "&", "\u2028", "\u2029"):
+        assert raw not in text
+    assert json.loads(text) == {
+        "text": hostile,
+        "nested": [{"k": hostile}],
+        "nan": None,
+        "3": "key",
+    }
