@@ -3,6 +3,8 @@
     python bench/throughput.py            # the full benchmark (several minutes)
     python bench/throughput.py --quick    # small counts: a smoke check (about a minute)
     python bench/throughput.py --profile  # one cProfile'd full run at concurrency 256
+    python bench/throughput.py --cli      # issue 11: the whole `skillmix run` process
+    python bench/throughput.py --cli --against REV   # ... paired with git revision REV
 
 Starts `bench/delay_server.py` (a backend that answers every request after a fixed delay
 and costs as little CPU as it can), then measures, each in a fresh Python process so that
@@ -43,7 +45,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +223,11 @@ CLI_CONCURRENCIES = (64, 256)
 
 
 def measure_cli(
-    server: DelayServer, concurrency: int, items: int, extra: tuple[str, ...] = ()
+    server: DelayServer,
+    concurrency: int,
+    items: int,
+    extra: tuple[str, ...] = (),
+    src: str | None = None,
 ) -> dict[str, Any]:
     """`skillmix run` as a user types it, in its own process, on a fresh store.
 
@@ -229,7 +235,8 @@ def measure_cli(
     and the model's `max_concurrency = c` (so at most c requests are in flight). Wall time
     runs from the process start to its exit (imports, report files included); CPU time and
     peak RSS are the skillmix process's own, from `os.wait4`. `extra`: more options
-    (bench/ray_overhead.py passes `--executor ray ...`).
+    (bench/ray_overhead.py passes `--executor ray ...`). `src`: run the skillmix package
+    found there (another checkout's `src`, put first on PYTHONPATH) instead of this one.
     """
     spec = f"openai:{MODEL}@{server.base_url}"
     with tempfile.TemporaryDirectory(prefix="skillmix-bench-cli-") as tmp:
@@ -250,7 +257,11 @@ def measure_cli(
         start_requests = server.stats()["requests"]  # also resets the peak
         server0, busy0, t0 = server.cpu_seconds(), _busy_seconds(), time.perf_counter()
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=None if src is None else {**os.environ, "PYTHONPATH": src},
         )
         stamps: dict[str, Any] = {}
         lines = threading.Thread(target=_stamp_lines, args=(proc, stamps), daemon=True)
@@ -319,38 +330,89 @@ def _stamp_lines(proc: subprocess.Popen[bytes], stamps: dict[str, Any]) -> None:
     stamps["tail"] = "".join(tail)
 
 
+CLI_MEDIANS = (
+    "share_of_ideal",
+    "run_share_of_ideal",
+    "requests_per_s",
+    "cpu_ms_per_item",
+    "run_cpu_ms_per_item",
+    "startup_s",
+    "run_s",
+    "report_s",
+    "peak_rss_mb",
+)
+
+
 def cli_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    """Issue 11's measurement: repeated whole-CLI runs per concurrency, with medians."""
+    """Issue 11's measurement: repeated whole-CLI runs per concurrency, with medians.
+
+    With `--against REV`, each run of this checkout is paired with one of REV (checked out
+    in a temporary git worktree), the two alternating which goes first: a before/after
+    under the same conditions, on a machine whose speed drifts.
+    """
     rounds = args.cli_rounds or max(1, math.ceil(10.0 / (REQUESTS_PER_ITEM * args.delay)))
     out: dict[str, Any] = {"machine": _machine(), "delay_s": args.delay, "rounds": rounds}
     rows: list[dict[str, Any]] = []
-    with DelayServer(args.delay) as server:
+    with contextlib.ExitStack() as stack:
+        sides: list[tuple[str, str | None]] = [("this", None)]
+        if args.against:
+            sides.append((args.against, str(stack.enter_context(_worktree(args.against)))))
+            out["against"] = args.against
+        for _, src in sides:
+            _compile_bytecode(src)
+        server = stack.enter_context(DelayServer(args.delay))
         for repeat in range(args.repeats):
             for c in CLI_CONCURRENCIES:
-                _log(f"  cli c={c} items={c * rounds} (repeat {repeat + 1}/{args.repeats})")
-                row = measure_cli(server, c, c * rounds)
-                _log(f"    {_cli_brief(row)}")
-                rows.append(row)
+                for side, src in sides if repeat % 2 == 0 else sides[::-1]:
+                    _log(f"  cli {side} c={c} items={c * rounds} ({repeat + 1}/{args.repeats})")
+                    row = {**measure_cli(server, c, c * rounds, src=src), "side": side}
+                    _log(f"    {_cli_brief(row)}")
+                    rows.append(row)
     out["rows"] = rows
-    out["medians"] = {
-        str(c): {
-            key: statistics.median(r[key] for r in ok)
-            for key in (
-                "share_of_ideal",
-                "run_share_of_ideal",
-                "requests_per_s",
-                "cpu_ms_per_item",
-                "run_cpu_ms_per_item",
-                "startup_s",
-                "run_s",
-                "report_s",
-                "peak_rss_mb",
-            )
-        }
+    out["medians"] = _cli_medians([r for r in rows if r["side"] == "this"])
+    if args.against:
+        out["against_medians"] = _cli_medians([r for r in rows if r["side"] == args.against])
+    return out
+
+
+def _cli_medians(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    return {
+        str(c): {key: statistics.median(r[key] for r in ok) for key in CLI_MEDIANS}
         for c in CLI_CONCURRENCIES
         if (ok := [r for r in rows if r.get("concurrency") == c and "error" not in r])
     }
-    return out
+
+
+def _compile_bytecode(src: str | None) -> None:
+    """Write the bytecode of the skillmix package to run (in `src`, else the installed one),
+    as pip does when it installs a package: otherwise a process run with
+    PYTHONDONTWRITEBYTECODE, or a fresh checkout, compiles its modules again at every start."""
+    if src is None:
+        spec = importlib.util.find_spec("skillmix")
+        assert spec is not None and spec.submodule_search_locations is not None
+        package = spec.submodule_search_locations[0]
+    else:
+        package = str(Path(src) / "skillmix")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)
+
+
+@contextlib.contextmanager
+def _worktree(rev: str) -> Iterator[Path]:
+    """The `src` folder of `rev`, checked out in a temporary git worktree."""
+    with tempfile.TemporaryDirectory(prefix="skillmix-bench-against-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), rev],
+            cwd=HERE,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree / "src"
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(tree)], cwd=HERE, capture_output=True
+            )
 
 
 def _cli_brief(row: dict[str, Any]) -> str:
@@ -368,9 +430,11 @@ def _cli_brief(row: dict[str, Any]) -> str:
 
 
 def render_cli(out: dict[str, Any]) -> str:
-    """Medians per concurrency: the whole process, then its run phase alone."""
+    """Medians per concurrency: the whole process, then its run phase alone (with
+    `--against`, a row per side)."""
     header = [
         "concurrency",
+        "code",
         "runs",
         "share of ideal",
         "requests/s",
@@ -381,23 +445,37 @@ def render_cli(out: dict[str, Any]) -> str:
         "peak RSS MB",
         "shares of ideal (each run)",
     ]
+    sides = [("this", out["medians"])]
+    if "against" in out:
+        sides.append((out["against"], out["against_medians"]))
     lines = []
-    for c, med in out["medians"].items():
-        runs = [r for r in out["rows"] if str(r.get("concurrency")) == c and "error" not in r]
-        lines.append(
-            [
-                c,
-                str(len(runs)),
-                f"**{med['share_of_ideal']:.2f}**",
-                f"{med['requests_per_s']:.0f}",
-                f"{med['cpu_ms_per_item']:.2f}",
-                f"{med['run_share_of_ideal']:.2f}",
-                f"{med['run_cpu_ms_per_item']:.2f}",
-                f"{med['startup_s']:.1f} / {med['run_s']:.1f} / {med['report_s']:.1f}",
-                f"{med['peak_rss_mb']:.0f}",
-                ", ".join(f"{r['share_of_ideal']:.2f}" for r in runs),
+    for c in (str(c) for c in CLI_CONCURRENCIES):
+        for side, medians in sides:
+            if c not in medians:
+                continue
+            med = medians[c]
+            runs = [
+                r
+                for r in out["rows"]
+                if str(r.get("concurrency")) == c
+                and r.get("side", "this") == side
+                and "error" not in r
             ]
-        )
+            lines.append(
+                [
+                    c,
+                    side,
+                    str(len(runs)),
+                    f"**{med['share_of_ideal']:.3f}**",
+                    f"{med['requests_per_s']:.0f}",
+                    f"{med['cpu_ms_per_item']:.2f}",
+                    f"{med['run_share_of_ideal']:.3f}",
+                    f"{med['run_cpu_ms_per_item']:.2f}",
+                    f"{med['startup_s']:.2f} / {med['run_s']:.2f} / {med['report_s']:.2f}",
+                    f"{med['peak_rss_mb']:.0f}",
+                    ", ".join(f"{r['share_of_ideal']:.3f}" for r in runs),
+                ]
+            )
     return _table(header, lines)
 
 
@@ -1209,6 +1287,12 @@ def main() -> None:
         "for c in 64, 256 (--repeats times each), with share of ideal and CPU per item",
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per concurrency (--cli)")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="with --cli: pair every run with one of git revision REV (alternating which "
+        "goes first), for a before/after under the same conditions",
+    )
     parser.add_argument(
         "--cli-rounds", type=int, help="items per worker (--cli; default: 10 s at ideal speed)"
     )
