@@ -88,8 +88,8 @@ def entry() -> None:
 
     After a command that closed everything it opened (`allow_quick_exit`), the objects
     alive at the end are frozen (`gc.freeze`), so the interpreter's last collections skip
-    them: freeing a finished run's objects and modules one by one took 70-90 ms of every
-    `skillmix run`, for memory the operating system takes back at once. Output is flushed
+    them: freeing a finished run's objects and modules one by one took about 0.1 s of
+    every `skillmix run`, for memory the operating system takes back at once. Output is flushed
     and files closed as usual. `main` alone (as tests call it in-process) never does this.
     """
     try:

@@ -1057,8 +1057,8 @@ def answer_hash(answer: str) -> str:
 
 
 def _records(cursor: Cursor) -> list[dict[str, Any]]:
-    """A query's rows as dicts: zipped with the column names read once, several times
-    faster than `dict(row)` for each of a report's thousands of rows."""
+    """A query's rows as dicts, zipped with the column names read once: faster than
+    `dict(row)` for each of a report's thousands of `sqlite3.Row`s."""
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
