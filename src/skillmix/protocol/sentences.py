@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import pysbd
+if TYPE_CHECKING:
+    import pysbd
 
 _TERMINATOR = re.compile(r"""[.!?…]["'”’)\]*_]*$""")
 # Used with .match(), which anchors it at the start of a line.
@@ -55,6 +57,8 @@ _LEADING_CLOSER = re.compile(r"""^["')\]]+(?=\s|$)""")
 
 @lru_cache(maxsize=1)
 def _segmenter() -> pysbd.Segmenter:
+    import pysbd  # 10 ms to import: only once a text may hold more than one sentence
+
     return pysbd.Segmenter(language="en", clean=False)
 
 
