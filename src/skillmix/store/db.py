@@ -753,29 +753,34 @@ class Store:
 
     def usage(self, run_id: str) -> list[UsageRow]:
         """Calls and tokens per role, provider and model for one run (paid and reused)."""
-        rows = self.db.execute(
-            "SELECT rc.role, c.provider, c.model, rc.sent, COUNT(*) AS calls, "
-            "SUM(c.prompt_tokens) AS prompt_tokens, "
-            "SUM(c.completion_tokens) AS completion_tokens "
-            "FROM run_calls rc JOIN calls c ON c.key = rc.key WHERE rc.run_id = ? "
-            "GROUP BY rc.role, c.provider, c.model, rc.sent ORDER BY rc.role, c.model, rc.sent",
-            (run_id,),
-        ).fetchall()
-        return [cast(UsageRow, dict(r)) for r in rows]
+        rows = _records(
+            self.db.execute(
+                "SELECT rc.role, c.provider, c.model, rc.sent, COUNT(*) AS calls, "
+                "SUM(c.prompt_tokens) AS prompt_tokens, "
+                "SUM(c.completion_tokens) AS completion_tokens "
+                "FROM run_calls rc JOIN calls c ON c.key = rc.key WHERE rc.run_id = ? "
+                "GROUP BY rc.role, c.provider, c.model, rc.sent ORDER BY rc.role, c.model, rc.sent",
+                (run_id,),
+            )
+        )
+        return cast(list[UsageRow], rows)
 
     # --- the shared response cache ---------------------------------------------------------
 
     def cache_stats(self) -> list[CacheStatsRow]:
-        rows = self.db.execute(
-            "SELECT provider, model, role, COUNT(*) AS calls, SUM(prompt_tokens) AS prompt_tokens, "
-            "SUM(completion_tokens) AS completion_tokens, "
-            "SUM(length(messages) + length(response)) AS bytes, "
-            "MIN(created) AS oldest, MAX(created) AS newest, "
-            "SUM(CASE WHEN key NOT IN (SELECT key FROM run_calls) THEN 1 ELSE 0 END) "
-            "AS unreferenced "
-            "FROM calls GROUP BY provider, model, role ORDER BY provider, model, role"
-        ).fetchall()
-        return [cast(CacheStatsRow, dict(r)) for r in rows]
+        rows = _records(
+            self.db.execute(
+                "SELECT provider, model, role, COUNT(*) AS calls, "
+                "SUM(prompt_tokens) AS prompt_tokens, "
+                "SUM(completion_tokens) AS completion_tokens, "
+                "SUM(length(messages) + length(response)) AS bytes, "
+                "MIN(created) AS oldest, MAX(created) AS newest, "
+                "SUM(CASE WHEN key NOT IN (SELECT key FROM run_calls) THEN 1 ELSE 0 END) "
+                "AS unreferenced "
+                "FROM calls GROUP BY provider, model, role ORDER BY provider, model, role"
+            )
+        )
+        return cast(list[CacheStatsRow], rows)
 
     def prune_cache(
         self,
@@ -924,13 +929,14 @@ class Store:
 
     def human_verdicts(self, run_id: str) -> list[HumanVerdictRow]:
         """Rows of (item_id, gen_round, criterion, reviewer, value, created)."""
-        return _human_rows(
+        rows = _records(
             self.db.execute(
                 "SELECT item_id, gen_round, criterion, reviewer, value, created "
                 "FROM human_verdicts WHERE run_id = ? ORDER BY created",
                 (run_id,),
-            ).fetchall()
+            )
         )
+        return cast(list[HumanVerdictRow], rows)
 
     def grades(self, run_id: str) -> list[GradeRow]:
         """The grades of a run that refer to the answer its generation holds now.
@@ -1002,12 +1008,16 @@ class Store:
 
     def reference_points(self, run_id: str) -> list[ReferencePointRow]:
         """Every stored reference point row of a run (empty for runs not imported)."""
-        rows = self.db.execute(
-            "SELECT * FROM reference_points WHERE run_id = ? "
-            "ORDER BY item_id, gen_round, judge, grade_round",
-            (run_id,),
-        ).fetchall()
-        return [cast(ReferencePointRow, {**dict(r), "points": _loads(r["points"])}) for r in rows]
+        rows = _records(
+            self.db.execute(
+                "SELECT * FROM reference_points WHERE run_id = ? "
+                "ORDER BY item_id, gen_round, judge, grade_round",
+                (run_id,),
+            )
+        )
+        for r in rows:
+            r["points"] = _loads(r["points"])
+        return cast(list[ReferencePointRow], rows)
 
     # --- records of other pipelines --------------------------------------------------------
 
@@ -1047,18 +1057,14 @@ def run_kind(run: RunRow) -> str:
     return str(run["config"].get("kind") or EVALUATION)
 
 
-def _human_rows(rows: list[Any]) -> list[HumanVerdictRow]:
-    return [cast(HumanVerdictRow, dict(r)) for r in rows]
-
-
 def answer_hash(answer: str) -> str:
     """What a grade records of the text it graded."""
     return hashlib.sha256(answer.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _records(cursor: Cursor) -> list[dict[str, Any]]:
-    """A query's rows as dicts, zipped with the column names read once: faster than
-    `dict(row)` for each of a report's thousands of `sqlite3.Row`s."""
+    """A query's rows as dicts, zipped with the column names read once (faster than
+    `dict(row)` per `sqlite3.Row`): how the store returns lists of rows."""
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
