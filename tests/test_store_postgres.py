@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from skillmix.review.server import BackgroundServer
 from skillmix.store import Store, StoreError, StoreNotFound
 from skillmix.store.backend import masked, to_postgres
 from skillmix.store.db import SCHEMA_VERSION
+from skillmix.store.lease import RunLease
 from test_math_eval import World, eval_args, planted_dataset, write_jsonl
 
 ENV_COLUMNS = {"COLUMNS": "200", "NO_COLOR": "1"}
@@ -155,6 +157,36 @@ def test_a_connection_killed_mid_run_costs_nothing(postgres, tmp_path: Path):
         skillmix(*run_args(server.spec(), clean), cwd=tmp_path)
         assert len(paid) == len(set(paid)) == len(server.requests) - mark
     assert report(url, tmp_path)["metrics"] == report(clean, tmp_path)["metrics"]
+
+
+@pytest.mark.postgres
+def test_a_taken_lease_already_has_its_heartbeat_connection(postgres):
+    """The heartbeat's connection is opened before the lease is taken, not later in its
+    thread: a run that holds its lease holds both connections (what the test above kills)."""
+    store = Store(postgres.new_database())
+    name = store.url.rsplit("/", 1)[1]
+
+    def clients() -> int:
+        with psycopg.connect(postgres.url, autocommit=True) as conn:
+            return conn.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s", (name,)
+            ).fetchone()[0]
+
+    opened_by = []
+    connect_again = store.db.connect_again
+
+    def watched() -> object:
+        opened_by.append(threading.current_thread())
+        return connect_again()
+
+    store.db.connect_again = watched  # type: ignore[method-assign]
+    assert clients() == 1
+    lease = RunLease(store, "run", heartbeat_s=3600)  # its thread never runs a statement
+    assert lease.try_take() is None
+    assert opened_by == [threading.current_thread()]  # by the taker, before it returned
+    assert clients() == 2
+    lease.release()
+    assert clients() == 1
 
 
 @pytest.mark.postgres

@@ -252,7 +252,10 @@ class Store:
                 # (even SIGKILL), not a power cut, and costs microseconds, not a disk flush.
                 conn.execute("PRAGMA synchronous=OFF")
                 conn.execute("PRAGMA foreign_keys=ON")
-                self.db = SQLiteDatabase(conn, lambda: _connect_sqlite(self.path))
+                # The second connection is opened here and handed to the heartbeat's thread.
+                self.db = SQLiteDatabase(
+                    conn, lambda: _connect_sqlite(self.path, check_same_thread=False)
+                )
                 self._migrate()
                 return
             except (sqlite3.Error, StoreWriteError) as err:
@@ -1142,8 +1145,10 @@ def _add_missing_columns(db: Database) -> None:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
-def _connect_sqlite(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(str(path), isolation_level=None, timeout=OPEN_WAIT_S)
+def _connect_sqlite(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    return sqlite3.connect(
+        str(path), isolation_level=None, timeout=OPEN_WAIT_S, check_same_thread=check_same_thread
+    )
 
 
 def _locked(err: Exception) -> bool:

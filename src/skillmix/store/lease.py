@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from skillmix.store.failures import StoreError
 
 if TYPE_CHECKING:
+    from skillmix.store.backend import Database
     from skillmix.store.db import Store
 
 HEARTBEAT_S = 10.0
@@ -137,11 +138,16 @@ class RunLease:
         self.heartbeat_s = heartbeat_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._beat_db: Database | None = None
 
     def try_take(self) -> LeaseHolder | None:
         """Take the lease unless a live process holds it; return that holder, else None."""
-        now = time.time()
         db = self.store.db
+        if self._beat_db is None:
+            # The heartbeat's connection, opened before the lease is taken and handed to its
+            # thread: once the lease is ours, the connection that keeps it exists.
+            self._beat_db = db.connect_again()
+        now = time.time()
 
         def take() -> LeaseHolder | None:
             db.lock(f"skillmix-lease:{self.run_id}")
@@ -160,7 +166,10 @@ class RunLease:
             return holder
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self._beat, name=f"skillmix-lease-{self.run_id}", daemon=True
+            target=self._beat,
+            args=(self._beat_db,),
+            name=f"skillmix-lease-{self.run_id}",
+            daemon=True,
         )
         self._thread.start()
         return None
@@ -169,15 +178,17 @@ class RunLease:
         """Stop the heartbeat and give the lease up (a dead holder's is taken over anyway)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join()  # it closes its connection
+        elif self._beat_db is not None:
+            self._beat_db.close()
+        self._thread = self._beat_db = None
         with suppress(self.store.db.Error, StoreError):  # a full disk: the row names a
             # process about to end
             self.store.db.execute(
                 "DELETE FROM leases WHERE run_id = ? AND owner = ?", (self.run_id, self.owner)
             )
 
-    def _beat(self) -> None:
-        db = self.store.db.connect_again()
+    def _beat(self, db: Database) -> None:
         try:
             while not self._stop.wait(self.heartbeat_s):
                 cur = db.execute(
@@ -215,14 +226,14 @@ async def hold_run(
     """
     lease = RunLease(store, run_id)
     told = False
-    while (holder := lease.try_take()) is not None:
-        if not wait:
-            raise RunLeased(run_id, holder)
-        if not told and on_wait is not None:
-            on_wait(f"run {run_id} is running in {holder.describe()}; waiting for it to finish")
-        told = True
-        await asyncio.sleep(POLL_S)
     try:
+        while (holder := lease.try_take()) is not None:
+            if not wait:
+                raise RunLeased(run_id, holder)
+            if not told and on_wait is not None:
+                on_wait(f"run {run_id} is running in {holder.describe()}; waiting for it to finish")
+            told = True
+            await asyncio.sleep(POLL_S)
         yield
     finally:
-        lease.release()
+        lease.release()  # also closes the heartbeat's connection of a lease never taken
