@@ -22,9 +22,11 @@ from report_fixtures import (
     two_student_runs,
     verdict,
 )
-from skillmix.report.html import render_html
+from skillmix.report.build import build_report
+from skillmix.report.html import render_html, view
 from skillmix.report.svg import Point, Series, heatmap, line_chart
 from skillmix.scoring.metrics import METRICS
+from skillmix.scoring.results import breakdown
 from skillmix.store import Store
 
 DATA_TAG = re.compile(
@@ -159,6 +161,18 @@ def test_plots_heatmaps_and_tables(runs: TwoRuns, page: tuple[str, int]):
     assert runs.careful in text and runs.sloppy in text
     assert text.count('class="leaderboard-row"') == 4
     assert 'id="item-detail"' in text and 'id="topics-table"' in text
+
+
+def test_the_page_breaks_down_what_the_report_broke_down(runs: TwoRuns):
+    """The heatmaps and the topic table reuse the report's breakdowns (rows of the headline
+    judge) instead of computing them again: the same rows as computed afresh."""
+    store = Store(runs.store_path)
+    reports = [build_report(store, run) for run in (runs.careful, runs.sloppy)]
+    store.close()
+    for run in view._runs(reports):
+        for by in ("skill", "category", "topic"):
+            rows = view._breakdown(run, by)
+            assert rows and rows == breakdown(run.scores, by)
 
 
 def test_warnings_are_prominent(tmp_path: Path):

@@ -114,6 +114,14 @@ class _Run:
         return self.report.scores.run
 
 
+def _breakdown(r: _Run, by: str) -> list[dict[str, Any]]:
+    """The run's breakdown for its headline judge: the report's own rows of that judge, or
+    computed for the combined judge (which the report does not break down)."""
+    if r.judge == COMBINED_JUDGE:
+        return breakdown(r.scores, by)
+    return [row for row in r.report.breakdowns[by] if row["judge"] == r.judge]
+
+
 def _runs(reports: Sequence[Report]) -> list[_Run]:
     runs = []
     for rep in reports:
@@ -429,7 +437,7 @@ def _heatmaps(runs: Sequence[_Run]) -> list[Heatmap]:
         order: dict[str, tuple[str, str]] = {}
         for r in runs:
             catalog = r.report.scores.catalog
-            for row in breakdown(r.scores, by):
+            for row in _breakdown(r, by):
                 if by == "skill":
                     skill = catalog.skill(row["skill"])
                     label, group = skill.name, skill.category.replace("_", " ")
@@ -474,7 +482,7 @@ def _topics(runs: Sequence[_Run]) -> Topics:
     per_topic: dict[str, dict[str, dict[str, Any]]] = {}
     for r in runs:
         catalog = r.report.scores.catalog
-        for row in breakdown(r.scores, "topic"):
+        for row in _breakdown(r, "topic"):
             name = catalog.topic(row["topic"]).name
             per_topic.setdefault(name, {})[r.label] = row
     rows = []
