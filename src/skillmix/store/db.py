@@ -252,7 +252,8 @@ class Store:
                 # (even SIGKILL), not a power cut, and costs microseconds, not a disk flush.
                 conn.execute("PRAGMA synchronous=OFF")
                 conn.execute("PRAGMA foreign_keys=ON")
-                # The second connection is opened here and handed to the heartbeat's thread.
+                # The lease heartbeat's connection: opened by the thread that takes the
+                # lease, then used by the heartbeat's own thread.
                 self.db = SQLiteDatabase(
                     conn, lambda: _connect_sqlite(self.path, check_same_thread=False)
                 )
