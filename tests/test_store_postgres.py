@@ -24,7 +24,7 @@ from conftest import canonical, skillmix
 from scripted_server import ScriptedServer, honest_policy
 from skillmix.review.server import BackgroundServer
 from skillmix.store import Store, StoreError, StoreNotFound
-from skillmix.store.backend import masked, to_postgres
+from skillmix.store.backend import ConnectionLost, PostgresDatabase, masked, to_postgres
 from skillmix.store.db import SCHEMA_VERSION
 from skillmix.store.lease import RunLease
 from test_math_eval import World, eval_args, planted_dataset, write_jsonl
@@ -204,6 +204,30 @@ def test_a_group_commit_whose_connection_dropped_is_committed_again(postgres):
     assert not store.failed
     assert store.db.reconnects >= 1  # type: ignore[attr-defined]
     assert store.db.execute("SELECT COUNT(*) FROM run_calls").fetchone()[0] == 50
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_mid_command_is_reconnected(postgres):
+    """A server that drops the connection while an `executemany` pipeline is in flight leaves
+    psycopg's connection neither closed nor broken, only busy, and every later statement
+    fails ("cannot exit pipeline mode while busy"): the run of
+    `test_a_connection_killed_mid_run_costs_nothing` died of it about once in
+    30 tries. Made here without timing: a command left in flight on a backend that is then
+    terminated. Inside a transaction that is `ConnectionLost` (the caller commits again);
+    after it, the next statement reconnects and works."""
+    db = PostgresDatabase(postgres.new_database())
+    db.begin()
+    db.conn.pgconn.send_query(b"SELECT pg_sleep(30)")  # in flight, its result never read
+    assert postgres.terminate_clients(db.url) == 1
+    with pytest.raises(ConnectionLost):
+        db.execute("SELECT 1")
+    with pytest.raises(ConnectionLost):  # the same, left by an earlier failed ROLLBACK
+        db.begin()
+        db.conn.pgconn.send_query(b"SELECT pg_sleep(30)")
+        assert postgres.terminate_clients(db.url) == 1
+        db.execute("ROLLBACK")
+    assert db.execute("SELECT 2").fetchone()[0] == 2  # not in a transaction: just reconnected
+    assert db.reconnects == 2
 
 
 @pytest.mark.postgres

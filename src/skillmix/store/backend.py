@@ -303,21 +303,32 @@ class PostgresDatabase:
         return bool(status != self._psycopg.pq.TransactionStatus.IDLE)
 
     def _dropped(self) -> bool:
-        return bool(self.conn.closed or self.conn.broken)
+        """Whether the connection is gone (after an `OperationalError`): closed, broken, or
+        left mid-command. The last happens when the server drops the connection while an
+        `executemany` pipeline is in flight: psycopg then reports it neither closed nor
+        broken, but every later statement fails ("cannot exit pipeline mode while busy")."""
+        if self.conn.closed or self.conn.broken:
+            return True
+        status = self.conn.info.transaction_status
+        return status in (
+            self._psycopg.pq.TransactionStatus.ACTIVE,
+            self._psycopg.pq.TransactionStatus.UNKNOWN,
+        )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         query = to_postgres(sql)
-        ends = query in ("COMMIT", "ROLLBACK")
         values = _text_safe(params)
-        while True:
-            try:
-                cursor = self.conn.execute(query, values)
-            except self._psycopg.OperationalError as err:
-                self._after_error(err)  # ConnectionLost inside a transaction
-                continue
-            if ends:
+        try:
+            while True:
+                try:
+                    return self.conn.execute(query, values)  # type: ignore[no-any-return]
+                except self._psycopg.OperationalError as err:
+                    self._after_error(err)  # ConnectionLost inside a transaction
+        finally:
+            if query in ("COMMIT", "ROLLBACK"):
+                # The transaction is over, even when this failed: a statement after it that
+                # finds the connection dropped must not be told it lost a transaction.
                 self._began = False
-            return cursor  # type: ignore[no-any-return]
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> None:
         query = to_postgres(sql)
