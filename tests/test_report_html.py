@@ -169,9 +169,9 @@ def test_the_page_breaks_down_what_the_report_broke_down(runs: TwoRuns):
     store = Store(runs.store_path)
     reports = [build_report(store, run) for run in (runs.careful, runs.sloppy)]
     store.close()
-    for run in view._runs(reports):
+    for run in view.common.page_runs(reports):
         for by in ("skill", "category", "topic"):
-            rows = view._breakdown(run, by)
+            rows = view.common.run_breakdown(run, by)
             assert rows and rows == breakdown(run.scores, by)
 
 
