@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "skillmix"
 # Bottom first. A name is a top-level module or subpackage of skillmix ("__init__" is the
 # package's own __init__.py); names not written yet (scoring, math) keep their place.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "errors", "terminal", "userfiles"),
+    ("__init__", "errors", "jsonsafe", "terminal", "userfiles"),
     ("catalog",),
     ("models", "store"),
     ("prompts", "runtime"),

@@ -35,10 +35,10 @@ from conftest import skillmix
 from scripted_server import Policy, Reply, ScriptedServer, _digest, honest_policy
 from skillmix.catalog.load import load_catalog
 from skillmix.config import RunConfig
+from skillmix.jsonsafe import finite
 from skillmix.models import resolve_model
 from skillmix.prompts.rubric import build_rubric
 from skillmix.protocol.engine import Engine
-from skillmix.report.jsonsafe import finite
 from skillmix.review.server import BackgroundServer
 from skillmix.store import Store
 

@@ -22,9 +22,9 @@ from report_fixtures import two_student_runs
 from skillmix.catalog.model import Catalog, Skill, Topic
 from skillmix.catalog.sampling import elementary_symmetric
 from skillmix.config import RunConfig
+from skillmix.jsonsafe import finite
 from skillmix.report import build_report
 from skillmix.report.html.page import build_page
-from skillmix.report.jsonsafe import finite
 from skillmix.scoring.skills import (
     FROM_K1,
     FROM_SAME_K,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from skillmix.cli._common import UserError, console, open_store, store_option
+from skillmix.jsonsafe import finite
 from skillmix.terminal import escaped
 
 if TYPE_CHECKING:
@@ -71,7 +72,6 @@ def analyze(
     discovery rate), and how much of the C(N,k)·T item space the run covered. Notes
     say what the runs cannot tell (one k, no k = 1, too few texts per pair).
     """
-    from skillmix.report.jsonsafe import finite
     from skillmix.scoring.skills import analyze_runs
 
     corpus = _corpus(frequencies, corpus_size)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.text import Text
 
 from skillmix.cli._common import UserError, console, open_store, store_option
+from skillmix.jsonsafe import finite
 from skillmix.terminal import plain
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def audit(
     ids = resolve_runs(store, run_ids)
     result = audit_runs(store, ids, alpha=alpha, families=parse_families(families))
     if as_json:
-        click.echo(json.dumps(finite_json(result.to_dict()), indent=2))
+        click.echo(json.dumps(finite(result.to_dict()), indent=2))
         return
     render_audit(result, console)
 
@@ -103,13 +104,6 @@ def parse_families(values: tuple[str, ...]) -> dict[str, str] | None:
             )
         families[model.strip()] = family.strip()
     return families
-
-
-def finite_json(value: Any) -> Any:
-    """NaN and infinities as null, so that the output is JSON that any reader accepts."""
-    from skillmix.report.jsonsafe import finite
-
-    return finite(value)
 
 
 # --- the terminal -----------------------------------------------------------------------------

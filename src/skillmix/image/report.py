@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from skillmix.image.run import (
     KIND,
     PROMPT_RECORD,
 )
+from skillmix.jsonsafe import finite
 from skillmix.store import Store
 
 if TYPE_CHECKING:
@@ -218,17 +218,6 @@ def write_image_files(report: ImageReport, out_dir: str | Path) -> list[Path]:
             f"cannot write the report to {out}: {err.strerror or err}",
             hint="choose another --out; the run itself is in the store",
         ) from err
-
-
-def finite(value: Any) -> Any:
-    """`value` with every NaN or infinity (a rate of nothing) replaced by None: valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
 
 
 def _write_json(report: ImageReport, path: Path) -> Path:

@@ -52,12 +52,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from skillmix.catalog.model import Catalog, Skill, Topic, slug
 from skillmix.data.instruct.parse import NO_DEFINITION, NO_EXAMPLE, SkillDraft, name_key
 from skillmix.errors import InputError
+from skillmix.jsonsafe import finite
 from skillmix.math.label_agreement import Agreement, AnnotatedQuestion, measure_agreement
 from skillmix.math.label_prompts import (
     SHAPES,
@@ -925,17 +925,6 @@ def write_outputs(
         paths["confusion"] = confusion
     paths["html"] = write_label_page(result, out_dir / "report.html", agreement, usage=usage)
     return paths
-
-
-def finite(value: Any) -> Any:
-    """`value` with every NaN or infinite float (an undefined ratio) as None, for JSON."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
 
 
 def _write_agreement_csv(agreement: Agreement, path: Path) -> Path:

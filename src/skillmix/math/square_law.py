@@ -45,6 +45,7 @@ import numpy as np
 from markupsafe import Markup
 
 from skillmix.errors import InputError
+from skillmix.jsonsafe import finite
 from skillmix.math.eval import ANSWER_RECORD, KIND, PROBLEM_RECORD
 from skillmix.math.html import (
     Column,
@@ -58,7 +59,6 @@ from skillmix.math.html import (
 from skillmix.math.metrics import Accuracy
 from skillmix.math.problems import MathDataset, MathProblem
 from skillmix.report.html.view import PageWarning
-from skillmix.report.jsonsafe import finite
 from skillmix.report.svg import Curve, ScatterPoint, rate_scatter
 from skillmix.scoring.stats import f_sf, t_quantile, two_sided_p, z_quantile
 from skillmix.store import Store

@@ -73,6 +73,7 @@ from skillmix.image.image_store import ImageStore
 from skillmix.image.report import ImageReport, build_image_report
 from skillmix.image.review import answered_by, check_answers, image_queue, review_item
 from skillmix.image.run import KIND as IMAGE_KIND
+from skillmix.jsonsafe import finite
 from skillmix.math.generate import PIPELINE as GENERATE_KIND
 from skillmix.math.generate import StoredGenerateRun, load_generate_run
 from skillmix.math.generate_review import (
@@ -85,7 +86,6 @@ from skillmix.math.generate_review import (
 )
 from skillmix.math.generate_review import review_queue as question_queue
 from skillmix.report.details import item_details
-from skillmix.report.jsonsafe import finite
 from skillmix.review.queue import review_queue
 from skillmix.scoring.human import human_agreement
 from skillmix.scoring.results import RunScores, score_run

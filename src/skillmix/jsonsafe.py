@@ -1,4 +1,5 @@
-"""Values made safe for JSON that a browser reads: the report page and the review app."""
+"""Values made safe for JSON that a browser (or any strict reader) reads: every report, the
+page and the review app write through `finite`."""
 
 from __future__ import annotations
 
