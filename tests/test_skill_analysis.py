@@ -234,7 +234,7 @@ def test_without_k1_independence_is_predicted_within_each_k(tmp_path: Path):
 def test_the_law_does_not_depend_on_the_bootstrap_chunks(tmp_path: Path, monkeypatch, ks):
     """The resamples are drawn chunk by chunk (sized for the CPU's cache): one resample per
     chunk, a few, or all at once give the same law to the last digit."""
-    import skillmix.scoring.skills as skills_module
+    import skillmix.scoring.skills.composition as skills_module
 
     catalog = planted_catalog(len(SPREAD_B))
     store = Store(tmp_path / "runs.sqlite")

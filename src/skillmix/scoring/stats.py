@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skillmix.jsonsafe import finite
+
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
 
 
@@ -33,6 +35,11 @@ class Estimate:
 
     def to_dict(self) -> dict[str, float | int]:
         return {"value": self.value, "low": self.low, "high": self.high, "p": self.p, "n": self.n}
+
+
+def estimate_dict(e: Estimate | None) -> dict[str, float | int | None] | None:
+    """`e` as a dict for JSON: NaN and infinities (no test, an undefined ratio) as None."""
+    return None if e is None else finite(e.to_dict())
 
 
 def z_quantile(level: float) -> float:
