@@ -25,8 +25,8 @@ from scripted_server import ScriptedServer, honest_policy
 from skillmix.review.server import BackgroundServer
 from skillmix.store import Store, StoreError, StoreNotFound
 from skillmix.store.backend import ConnectionLost, PostgresDatabase, masked, to_postgres
-from skillmix.store.db import SCHEMA_VERSION
 from skillmix.store.lease import RunLease
+from skillmix.store.schema import SCHEMA_VERSION
 from test_math_eval import World, eval_args, planted_dataset, write_jsonl
 
 ENV_COLUMNS = {"COLUMNS": "200", "NO_COLOR": "1"}

@@ -29,9 +29,9 @@ import pytest
 from conftest import canonical, sigkill_at_request, skillmix
 from scripted_server import Reply, ScriptedServer, honest_policy
 from skillmix.store import RunLeased, Store, StoreError, StoreWriteError
-from skillmix.store.db import SCHEMA_VERSION
 from skillmix.store.journal import side_file
 from skillmix.store.lease import LeaseHolder, RunLease
+from skillmix.store.schema import SCHEMA_VERSION
 from skillmix.store.text import unescape_text
 
 ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}

@@ -22,8 +22,6 @@ import asyncio
 import hashlib
 import itertools
 import json
-import os
-import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +29,6 @@ from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -42,19 +39,28 @@ from skillmix.store.backend import (
     ConnectionLost,
     Cursor,
     Database,
-    PostgresDatabase,
     SQLiteDatabase,
     is_postgres,
     masked,
 )
 from skillmix.store.failures import (
     StoreError,
-    StoreNotFound,
     StoreWriteError,
     WriteFailure,
     describe_failure,
 )
 from skillmix.store.lease import LEASE_SCHEMA, hold_run, observed_status
+from skillmix.store.opening import (
+    OPEN_WAIT_S,
+    connect_read_only,
+    connect_sqlite,
+    locked,
+    open_error,
+    open_postgres,
+    read_only_error,
+    side_base,
+    writable,
+)
 from skillmix.store.rows import (
     CacheStatsRow,
     CallRecord,
@@ -66,128 +72,17 @@ from skillmix.store.rows import (
     RunRow,
     UsageRow,
 )
+from skillmix.store.schema import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    add_missing_columns,
+    check_version,
+    set_version,
+)
 from skillmix.store.text import has_lone_surrogates, repair_text
 
-SCHEMA_VERSION = 2
-# How long a locked SQLite store is waited for (SQLite's busy timeout, and opening a store
-# that another process is creating at the same moment).
-OPEN_WAIT_S = 30.0
-# Columns added since schema 1, added to older stores when they are opened for writing.
-ADDED_COLUMNS = {"calls": {"raw_response": "TEXT"}, "grades": {"answer_hash": "TEXT"}}
 T = TypeVar("T")
 _CALL_INSERT = "INSERT OR IGNORE INTO calls "
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS catalogs (
-    hash TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    version TEXT NOT NULL,
-    content TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    status TEXT NOT NULL,
-    catalog_hash TEXT NOT NULL REFERENCES catalogs(hash),
-    template_version TEXT NOT NULL,
-    config TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS items (
-    run_id TEXT NOT NULL REFERENCES runs(id),
-    item_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    k INTEGER NOT NULL,
-    skill_ids TEXT NOT NULL,
-    topic_id TEXT NOT NULL,
-    PRIMARY KEY (run_id, item_id)
-);
-CREATE TABLE IF NOT EXISTS calls (
-    key TEXT PRIMARY KEY,
-    provider TEXT NOT NULL,
-    model TEXT NOT NULL,
-    role TEXT NOT NULL,
-    messages TEXT NOT NULL,
-    settings TEXT NOT NULL,
-    response TEXT NOT NULL,
-    prompt_tokens INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    structured TEXT NOT NULL,
-    finish_reason TEXT NOT NULL,
-    latency_s REAL NOT NULL,
-    created REAL NOT NULL,
-    raw_response TEXT  -- the reply as sent (`text.escape_text`) when it had to be repaired
-);
-CREATE TABLE IF NOT EXISTS run_calls (
-    run_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    role TEXT NOT NULL,
-    sent INTEGER NOT NULL,
-    PRIMARY KEY (run_id, key)
-);
-CREATE TABLE IF NOT EXISTS human_verdicts (
-    run_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    gen_round INTEGER NOT NULL,
-    criterion TEXT NOT NULL,
-    reviewer TEXT NOT NULL,
-    value INTEGER NOT NULL CHECK (value IN (0, 1)),
-    created REAL NOT NULL,
-    PRIMARY KEY (run_id, item_id, gen_round, criterion, reviewer)
-);
-CREATE TABLE IF NOT EXISTS generations (
-    run_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    turn1_key TEXT NOT NULL,
-    turn2_key TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    explanation TEXT,
-    marker_found INTEGER NOT NULL,
-    sentences INTEGER NOT NULL,
-    named TEXT NOT NULL,
-    PRIMARY KEY (run_id, item_id, round)
-);
-CREATE TABLE IF NOT EXISTS grades (
-    run_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    gen_round INTEGER NOT NULL,
-    judge TEXT NOT NULL,
-    grade_round INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('parsed', 'unparsed')),
-    method TEXT NOT NULL,
-    verdicts TEXT,
-    reason TEXT,
-    attempts INTEGER NOT NULL,
-    call_keys TEXT NOT NULL,
-    answer_hash TEXT,  -- the answer graded (`answer_hash`): a grade counts while it matches
-    PRIMARY KEY (run_id, item_id, gen_round, judge, grade_round)
-);
--- Points the original Skill-Mix scripts recorded for an imported grading round
--- (`skillmix import reference`), kept beside our own parse of the same judge text.
-CREATE TABLE IF NOT EXISTS reference_points (
-    run_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    gen_round INTEGER NOT NULL,
-    judge TEXT NOT NULL,
-    grade_round INTEGER NOT NULL,
-    points TEXT NOT NULL,
-    given INTEGER NOT NULL,
-    raw TEXT NOT NULL,
-    sentences INTEGER,
-    source TEXT NOT NULL,
-    PRIMARY KEY (run_id, item_id, gen_round, judge, grade_round)
-);
--- What pipelines other than the evaluation keep per unit of work (a math question's
--- labels, one strategy's answer to it): JSON documents by run, kind and key.
-CREATE TABLE IF NOT EXISTS records (
-    run_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (run_id, kind, key)
-);
-"""
 
 
 class Store:
@@ -202,7 +97,7 @@ class Store:
         location = str(path)
         self.url = location if is_postgres(location) else None
         # For PostgreSQL, `path` is where this machine keeps the store's side file.
-        self.path = Path(location) if self.url is None else _side_base(location)
+        self.path = Path(location) if self.url is None else side_base(location)
         self.location = str(self.path) if self.url is None else masked(location)
         self.read_only = read_only
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
@@ -215,16 +110,16 @@ class Store:
         self.replay_dropped = 0  # lines of that side file that could not be stored
         self.db: Database
         if self.url is not None:
-            self.db = _open_postgres(self.url, read_only=read_only)
+            self.db = open_postgres(self.url, read_only=read_only)
             if not read_only:
                 self._migrate()
                 self._replay_side_file()
             return
         if read_only:
-            self.db = SQLiteDatabase(_connect_read_only(self.path))
+            self.db = SQLiteDatabase(connect_read_only(self.path))
             return
-        if self.path.exists() and not _writable(self.path):
-            raise _read_only_error(self.path)
+        if self.path.exists() and not writable(self.path):
+            raise read_only_error(self.path)
         if not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._open_sqlite()
@@ -245,7 +140,7 @@ class Store:
         while True:
             conn = None
             try:
-                conn = _connect_sqlite(self.path)
+                conn = connect_sqlite(self.path)
                 conn.execute("PRAGMA journal_mode=WAL")
                 # Each write commits at once. With WAL and synchronous=OFF a commit is a
                 # write() to the OS without fsync: it survives the process being killed
@@ -255,17 +150,17 @@ class Store:
                 # The lease heartbeat's connection: opened by the thread that takes the
                 # lease, then used by the heartbeat's own thread.
                 self.db = SQLiteDatabase(
-                    conn, lambda: _connect_sqlite(self.path, check_same_thread=False)
+                    conn, lambda: connect_sqlite(self.path, check_same_thread=False)
                 )
                 self._migrate()
                 return
             except (sqlite3.Error, StoreWriteError) as err:
                 if conn is not None:
                     conn.close()
-                if not _locked(err) or time.monotonic() + pause > deadline:
+                if not locked(err) or time.monotonic() + pause > deadline:
                     if isinstance(err, StoreWriteError):
                         raise
-                    raise _open_error(err, self.path) from err
+                    raise open_error(err, self.path) from err
             time.sleep(pause)
             pause = min(2 * pause, 0.25)
 
@@ -275,12 +170,12 @@ class Store:
         The version is recorded in the database (SQLite's user_version, a one-row table on
         PostgreSQL); a store written by a newer skillmix is refused rather than changed.
         """
-        version = _check_version(self.db, self.location)
+        version = check_version(self.db, self.location)
 
         def upgrade() -> None:
             if version < SCHEMA_VERSION:
-                _add_missing_columns(self.db)
-                _set_version(self.db, SCHEMA_VERSION)
+                add_missing_columns(self.db)
+                set_version(self.db, SCHEMA_VERSION)
 
         if self.db.dialect == "sqlite":
             # Tables added since (IF NOT EXISTS), outside a transaction: SQLite's
@@ -303,7 +198,7 @@ class Store:
 
     @property
     def schema_version(self) -> int:
-        return _check_version(self.db, self.location)
+        return check_version(self.db, self.location)
 
     def size_bytes(self) -> int:
         """What the store takes: the file and its write-ahead log, or the database."""
@@ -1097,169 +992,3 @@ def _column(row: Any, name: str) -> Any:
         return row[name]
     except IndexError:
         return None
-
-
-# --- opening ------------------------------------------------------------------------------
-
-
-def _check_version(db: Database | sqlite3.Connection, where: object) -> int:
-    """The store's schema version (0: new); one newer than this skillmix knows is an error."""
-    if isinstance(db, sqlite3.Connection) or db.dialect == "sqlite":
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    elif db.execute("SELECT to_regclass('skillmix_schema')").fetchone()[0] is None:
-        version = 0
-    else:
-        version = int(db.execute("SELECT max(version) FROM skillmix_schema").fetchone()[0] or 0)
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{where} was written by a newer skillmix (schema {version}, this one reads "
-            f"up to {SCHEMA_VERSION})",
-            hint="upgrade skillmix: pip install -U skillmix",
-        )
-    return version
-
-
-def _set_version(db: Database, version: int) -> None:
-    if db.dialect == "sqlite":
-        db.execute(f"PRAGMA user_version={int(version)}")
-    else:
-        db.execute("CREATE TABLE IF NOT EXISTS skillmix_schema (version INTEGER NOT NULL)")
-        db.execute("DELETE FROM skillmix_schema")
-        db.execute("INSERT INTO skillmix_schema (version) VALUES (?)", (version,))
-
-
-def _add_missing_columns(db: Database) -> None:
-    for table, columns in ADDED_COLUMNS.items():
-        if db.dialect == "sqlite":
-            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        else:
-            have = {
-                row[0]
-                for row in db.execute(
-                    "SELECT column_name FROM information_schema.columns "
-                    "WHERE table_schema = current_schema() AND table_name = ?",
-                    (table,),
-                )
-            }
-        for name, kind in columns.items():
-            if name not in have:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-
-
-def _connect_sqlite(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    return sqlite3.connect(
-        str(path), isolation_level=None, timeout=OPEN_WAIT_S, check_same_thread=check_same_thread
-    )
-
-
-def _locked(err: Exception) -> bool:
-    """Whether `err` (or the SQLite error behind a `StoreWriteError`) is SQLite's "busy"."""
-    cause = err.__cause__ if isinstance(err, StoreWriteError) else err
-    name = getattr(cause, "sqlite_errorname", "")
-    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
-
-
-def _open_postgres(url: str, *, read_only: bool) -> PostgresDatabase:
-    """A connection to the PostgreSQL store at `url`; reading needs its tables there."""
-    db = PostgresDatabase(url)
-    if read_only:
-        found = db.execute("SELECT to_regclass('runs')").fetchone()[0]
-        if found is None:
-            db.close()
-            raise StoreNotFound(
-                f"no skillmix store in the PostgreSQL database {masked(url)} (it has no "
-                "runs table)",
-                hint="check the database name, or write to it first (skillmix run --store URL)",
-            )
-        _check_version(db, masked(url))
-    return db
-
-
-def _side_base(url: str) -> Path:
-    """Where this machine keeps the side file of the PostgreSQL store at `url` (writes the
-    server could not take), under the user's cache folder, one per server and database."""
-    parts = urlsplit(url)
-    name = f"{parts.hostname or 'local'}-{parts.port or 5432}-{parts.path.strip('/') or 'db'}"
-    digest = hashlib.sha256(masked(url).encode()).hexdigest()[:12]
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "skillmix"
-    return base / f"postgresql-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}-{digest}"
-
-
-def _open_error(err: sqlite3.Error, path: Path) -> StoreError:
-    """Why a store could not be opened, without calling a store we cannot read a non-store."""
-    if isinstance(err, sqlite3.DatabaseError) and getattr(err, "sqlite_errorname", "") in (
-        "SQLITE_NOTADB",
-        "SQLITE_CORRUPT",
-    ):
-        return StoreError(
-            f"{path} is not a skillmix store: {err}",
-            hint="pass --store (or set SKILLMIX_STORE) to the .sqlite file a run wrote",
-        )
-    failure = describe_failure(err, path)
-    if failure is None:
-        return StoreError(f"cannot open the store {path}: {err}")
-    if failure.problem == "read-only store" or not _writable(path):
-        return _read_only_error(path)
-    return StoreWriteError(failure)
-
-
-def _writable(path: Path) -> bool:
-    """Whether the store file and its folder (for the write-ahead log) can be written."""
-    return os.access(path, os.W_OK) and os.access(path.absolute().parent, os.W_OK)
-
-
-def _read_only_error(path: Path) -> StoreError:
-    return StoreError(
-        f"the store {path} is read-only: it can be read (runs, report, show, export) "
-        "but not written",
-        hint="copy it somewhere writable and pass --store (or SKILLMIX_STORE) to the copy",
-    )
-
-
-def _connect_read_only(path: Path) -> sqlite3.Connection:
-    """Open an existing store for reading; never creates anything, works on read-only media.
-
-    A store that could be written is opened as usual (`mode=rw`, which never creates a file),
-    so closing it cleans up its write-ahead log as every writer does. Otherwise `mode=ro`
-    reads the store and its log, but needs its `-shm` file or a writable folder; on a
-    read-only mount without them, `immutable=1` reads the file alone (a read-only mount
-    cannot be written under us, and a clean close leaves no log behind).
-    """
-    if not path.is_file():
-        where = path.absolute()
-        raise StoreNotFound(
-            f"no skillmix store at {where}"
-            + ("" if where.parent.is_dir() else f" (the folder {where.parent} does not exist)"),
-            hint="pass --store PATH or set SKILLMIX_STORE to the .sqlite file a run wrote",
-        )
-    uri = path.absolute().as_uri()
-    last: sqlite3.Error | None = None
-    for query in ("mode=rw", "mode=ro", "immutable=1")[0 if _writable(path) else 1 :]:
-        try:
-            db = sqlite3.connect(f"{uri}?{query}", uri=True, isolation_level=None)
-        except sqlite3.Error as err:
-            last = err
-            continue
-        db.row_factory = sqlite3.Row
-        try:
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
-            _check_version(db, path)
-        except sqlite3.OperationalError as err:  # cannot open the -shm: try the next way
-            db.close()
-            last = err
-            continue
-        except sqlite3.DatabaseError as err:
-            db.close()
-            raise _open_error(err, path) from err
-        except StoreError:
-            db.close()
-            raise
-        if "runs" not in tables:
-            db.close()
-            raise StoreError(
-                f"{path} is an SQLite database but not a skillmix store (it has no runs table)",
-                hint="pass --store (or set SKILLMIX_STORE) to the .sqlite file a run wrote",
-            )
-        return db
-    assert last is not None
-    raise StoreError(f"cannot read the store {path}: {last}") from last
