@@ -9,7 +9,7 @@ import click
 
 from skillmix.cli._common import store_option
 
-# Also skillmix.review.server.TOKEN_ENV; that module loads aiohttp, so not for --help.
+# Also skillmix.review.security.TOKEN_ENV; that package loads aiohttp, so not for --help.
 TOKEN_ENV = "SKILLMIX_REVIEW_TOKEN"
 
 
