@@ -1,15 +1,20 @@
 """The ceiling for `throughput.py --cli --ceiling`: the same requests, sent by nothing else.
 
-    python bench/plain_client.py BASE_URL CONCURRENCY ITEMS
+    python bench/plain_client.py BASE_URL CONCURRENCY ITEMS [aiohttp|skillmix-http]
 
-A client with no store, no prompts, no parsing and no report: `CONCURRENCY` aiohttp workers
+A client with no store, no prompts, no parsing and no report: `CONCURRENCY` workers
 share ITEMS items, and each item is three requests in a row, as `skillmix run --k 2
 --generation-rounds 1 --grading-rounds 1` sends them (student turn 1, turn 2 with the
 conversation so far, one grading request with a JSON schema, which the delay server parses).
 Bodies are about as long as skillmix's. It prints the two lines `measure_cli` times the
 phases by (`run ...` when it starts sending, `...; cost $...` when it is done), so its
-start-up, run and exit are measured exactly as the CLI's are. It imports only aiohttp:
-what a hand-written research script costs at best on this machine.
+start-up, run and exit are measured exactly as the CLI's are.
+
+With aiohttp (the default) it imports only aiohttp: what a hand-written research script
+costs at best on this machine. With `skillmix-http` it sends through skillmix's own HTTP
+client (`skillmix.models.http`, the one `skillmix run` uses, and nothing else of skillmix):
+the floor of the run phase here, what the server and the machine allow whatever the
+client does around its requests.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ def bodies(item: int) -> list[bytes]:
 
 
 async def main(base_url: str, concurrency: int, items: int) -> None:
+    """Through aiohttp."""
     url = base_url + "/chat/completions"
     headers = {"Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -72,5 +78,31 @@ async def main(base_url: str, concurrency: int, items: int) -> None:
     sys.stderr.write(f"sent {3 * items} requests; cost $0\n")
 
 
+async def main_skillmix_http(base_url: str, concurrency: int, items: int) -> None:
+    """Through skillmix's HTTP client, as `skillmix run` sends (its OpenAI provider adds
+    the JSON decoding of each answer, done here too)."""
+    from skillmix.models.http import HttpClient
+
+    client = HttpClient(base_url)
+    headers = {"Content-Type": "application/json"}
+    sys.stderr.write(f"run plain: {items} items at concurrency {concurrency}\n")
+
+    async def worker(first: int) -> None:
+        for item in range(first, items, concurrency):
+            for body in bodies(item):
+                response = await client.post("/chat/completions", body, headers, 600.0)
+                if response.status != 200:
+                    raise RuntimeError(f"status {response.status}")
+                json.loads(response.body)["choices"][0]["message"]["content"]
+
+    try:
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    finally:
+        await client.aclose()
+    sys.stderr.write(f"sent {3 * items} requests; cost $0\n")
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    transport = sys.argv[4] if len(sys.argv) > 4 else "aiohttp"
+    run = {"aiohttp": main, "skillmix-http": main_skillmix_http}[transport]
+    asyncio.run(run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))

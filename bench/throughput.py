@@ -5,7 +5,7 @@
     python bench/throughput.py --profile  # one cProfile'd full run at concurrency 256
     python bench/throughput.py --cli      # issue 11: the whole `skillmix run` process
     python bench/throughput.py --cli --against REV   # ... paired with git revision REV
-    python bench/throughput.py --cli --ceiling       # ... beside a bare aiohttp client
+    python bench/throughput.py --cli --ceiling       # ... beside bare clients (the ceiling)
 
 Starts `bench/delay_server.py` (a backend that answers every request after a fixed delay
 and costs as little CPU as it can), then measures, each in a fresh Python process so that
@@ -221,7 +221,8 @@ def run_child(task: dict[str, Any], server: DelayServer, timeout_s: float = 1800
 # --- the whole CLI process (issue 11's setup) ----------------------------------------------
 
 CLI_CONCURRENCIES = (64, 256)
-CEILING = "plain aiohttp"  # the --cli --ceiling side: bench/plain_client.py
+# The --cli --ceiling sides: bench/plain_client.py through each transport.
+CEILINGS = {"plain aiohttp": "aiohttp", "plain skillmix-http": "skillmix-http"}
 
 
 def measure_cli(
@@ -230,7 +231,7 @@ def measure_cli(
     items: int,
     extra: tuple[str, ...] = (),
     src: str | None = None,
-    plain: bool = False,
+    plain: str | None = None,
 ) -> dict[str, Any]:
     """`skillmix run` as a user types it, in its own process, on a fresh store.
 
@@ -240,8 +241,9 @@ def measure_cli(
     peak RSS are the skillmix process's own, from `os.wait4`. `extra`: more options
     (bench/ray_overhead.py passes `--executor ray ...`). `src`: run the skillmix package
     found there (another checkout's `src`, put first on PYTHONPATH) instead of this one.
-    `plain`: instead of skillmix, `bench/plain_client.py` sends the same requests (the
-    ceiling: a client that does nothing else), measured the same way.
+    `plain`: instead of skillmix, `bench/plain_client.py` sends the same requests through
+    that transport ("aiohttp" or "skillmix-http"; the ceiling: a client that does nothing
+    else), measured the same way.
     """
     spec = f"openai:{MODEL}@{server.base_url}"
     with tempfile.TemporaryDirectory(prefix="skillmix-bench-cli-") as tmp:
@@ -261,7 +263,7 @@ def measure_cli(
         if plain:
             cmd = [
                 sys.executable, str(HERE / "plain_client.py"), server.base_url,
-                str(concurrency), str(items),
+                str(concurrency), str(items), plain,
             ]  # fmt: skip
         _wait_for_quiet(server)
         start_requests = server.stats()["requests"]  # also resets the peak
@@ -359,7 +361,8 @@ def cli_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     With `--against REV`, each run of this checkout is paired with one of REV (checked out
     in a temporary git worktree), the two alternating which goes first: a before/after
     under the same conditions, on a machine whose speed drifts. With `--ceiling`, also with
-    a run of `bench/plain_client.py`: the same requests from a client that does nothing else.
+    runs of `bench/plain_client.py`: the same requests from a client that does nothing else,
+    through aiohttp and through skillmix's own HTTP client.
     """
     rounds = args.cli_rounds or max(1, math.ceil(10.0 / (REQUESTS_PER_ITEM * args.delay)))
     out: dict[str, Any] = {"machine": _machine(), "delay_s": args.delay, "rounds": rounds}
@@ -372,13 +375,13 @@ def cli_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         for _, src in sides:
             _compile_bytecode(src)
         if args.ceiling:
-            sides.append((CEILING, None))
+            sides += [(name, None) for name in CEILINGS]
         server = stack.enter_context(DelayServer(args.delay))
         for repeat in range(args.repeats):
             for c in CLI_CONCURRENCIES:
                 for side, src in sides if repeat % 2 == 0 else sides[::-1]:
                     _log(f"  cli {side} c={c} items={c * rounds} ({repeat + 1}/{args.repeats})")
-                    plain = side == CEILING
+                    plain = CEILINGS.get(side)
                     row = {**measure_cli(server, c, c * rounds, src=src, plain=plain), "side": side}
                     _log(f"    {_cli_brief(row)}")
                     rows.append(row)
@@ -387,7 +390,9 @@ def cli_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.against:
         out["against_medians"] = _cli_medians([r for r in rows if r["side"] == args.against])
     if args.ceiling:
-        out["ceiling_medians"] = _cli_medians([r for r in rows if r["side"] == CEILING])
+        out["ceiling_medians"] = {
+            name: _cli_medians([r for r in rows if r["side"] == name]) for name in CEILINGS
+        }
     return out
 
 
@@ -464,8 +469,7 @@ def render_cli(out: dict[str, Any]) -> str:
     sides = [("this", out["medians"])]
     if "against" in out:
         sides.append((out["against"], out["against_medians"]))
-    if "ceiling_medians" in out:
-        sides.append((CEILING, out["ceiling_medians"]))
+    sides += list(out.get("ceiling_medians", {}).items())
     lines = []
     for c in (str(c) for c in CLI_CONCURRENCIES):
         for side, medians in sides:
@@ -1315,7 +1319,8 @@ def main() -> None:
         "--ceiling",
         action="store_true",
         help="with --cli: also run bench/plain_client.py, the same requests from a bare "
-        "aiohttp client (no store, no report): the most this machine allows",
+        "client (no store, no report) through aiohttp and through skillmix's own HTTP "
+        "client: the most this machine allows",
     )
     parser.add_argument(
         "--cli-rounds", type=int, help="items per worker (--cli; default: 10 s at ideal speed)"
