@@ -43,8 +43,8 @@ async def page(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
     query = f"?token={quote(review.token, safe='')}" if review.token else ""
     name = {GENERATE_KIND: "math.html", IMAGE_KIND: "image.html"}.get(review.kind, "index.html")
-    page = review.static[name].decode().replace("__ASSET_QUERY__", html.escape(query))
-    return web.Response(text=page, content_type="text/html")
+    text = review.static[name].decode().replace("__ASSET_QUERY__", html.escape(query))
+    return web.Response(text=text, content_type="text/html")
 
 
 async def static(request: web.Request) -> web.Response:
