@@ -28,9 +28,7 @@ from skillmix.config.model import (
     stored_decoding,
     stored_protocol,
 )
-from skillmix.config.reference import (
-    config_reference,
-)
+from skillmix.config.reference import config_reference
 from skillmix.config.sources import (
     CONFIG_DOC,
     CONFIG_KEYS,
