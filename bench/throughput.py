@@ -343,6 +343,7 @@ def _stamp_lines(proc: subprocess.Popen[bytes], stamps: dict[str, Any]) -> None:
 
 
 CLI_MEDIANS = (
+    "items",
     "share_of_ideal",
     "run_share_of_ideal",
     "requests_per_s",
@@ -386,6 +387,7 @@ def cli_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                     _log(f"    {_cli_brief(row)}")
                     rows.append(row)
     out["rows"] = rows
+    out["report_import_cpu_s"] = report_import_cpu_s()
     out["medians"] = _cli_medians([r for r in rows if r["side"] == "this"])
     if args.against:
         out["against_medians"] = _cli_medians([r for r in rows if r["side"] == args.against])
@@ -394,6 +396,30 @@ def cli_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             name: _cli_medians([r for r in rows if r["side"] == name]) for name in CEILINGS
         }
     return out
+
+
+def report_import_cpu_s(src: str | None = None, repeats: int = 3) -> float:
+    """CPU seconds `skillmix run` spends importing the report's modules (`REPORT_MODULES`)
+    on its side thread while the run waits: part of the run phase's CPU, but not the
+    orchestrator's. Measured alone, in a fresh process that first imports what the command
+    has imported when its run starts; the median of `repeats`."""
+    code = (
+        "import importlib, time\n"
+        "import rich.live, rich.progress\n"
+        "import skillmix.cli.run as command, skillmix.models.openai_compat\n"
+        "import skillmix.protocol.engine, skillmix.runtime.progress\n"
+        "start = time.process_time()\n"
+        "for name in command.REPORT_MODULES:\n"
+        "    importlib.import_module(name)\n"
+        "print(time.process_time() - start)\n"
+    )
+    env = None if src is None else {**os.environ, "PYTHONPATH": src}
+    runs = [
+        float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout)
+        for _ in range(repeats)
+    ]  # fmt: skip
+    return statistics.median(runs)
 
 
 def _cli_medians(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -462,6 +488,7 @@ def render_cli(out: dict[str, Any]) -> str:
         "CPU ms/item",
         "run phase: share of ideal",
         "run phase: CPU ms/item",
+        "of which orchestrator",
         "start-up / run / report s",
         "peak RSS MB",
         "shares of ideal (each run)",
@@ -493,12 +520,22 @@ def render_cli(out: dict[str, Any]) -> str:
                     f"{med['cpu_ms_per_item']:.2f}",
                     f"{med['run_share_of_ideal']:.3f}",
                     f"{med['run_cpu_ms_per_item']:.2f}",
+                    _orchestrator(out, side, med),
                     f"{med['startup_s']:.2f} / {med['run_s']:.2f} / {med['report_s']:.2f}",
                     f"{med['peak_rss_mb']:.0f}",
                     ", ".join(f"{r['share_of_ideal']:.3f}" for r in runs),
                 ]
             )
     return _table(header, lines)
+
+
+def _orchestrator(out: dict[str, Any], side: str, med: dict[str, float]) -> str:
+    """The run phase's CPU per item without the report's imports, for this checkout (whose
+    imports were measured); "—" for the other sides."""
+    imports = out.get("report_import_cpu_s")
+    if imports is None or side != "this" or not med.get("items"):
+        return "—"
+    return f"{med['run_cpu_ms_per_item'] - 1000 * imports / med['items']:.2f}"
 
 
 # --- measurements (run inside the child process) ------------------------------------------
