@@ -6,9 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from skillmix.scoring.stats import (
-    Estimate,
-)
+from skillmix.scoring.stats import Estimate
 
 
 @dataclass(frozen=True)

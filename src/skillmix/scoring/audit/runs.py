@@ -14,9 +14,7 @@ from skillmix.scoring.audit.families import model_family
 from skillmix.scoring.audit.findings import Finding, JudgeRange
 from skillmix.scoring.human import human_majority
 from skillmix.scoring.results import RunScores, score_run
-from skillmix.scoring.stats import (
-    Estimate,
-)
+from skillmix.scoring.stats import Estimate
 from skillmix.store import GradeRow, ItemRow, RunRow, Store
 
 

@@ -7,9 +7,7 @@ from collections.abc import Callable, Mapping
 
 from skillmix.scoring.audit.common import METRIC_LABELS, MIN_ITEMS, WORDS_PER_UNIT
 from skillmix.scoring.audit.findings import Finding
-from skillmix.scoring.stats import (
-    Estimate,
-)
+from skillmix.scoring.stats import Estimate
 
 
 def _signed(e: Estimate) -> str:
