@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from skillmix.math.answers import check_answer, is_prose
-from skillmix.math.problems import MathProblem, _shingles, leak_check
+from skillmix.math.problems import MathProblem, leak_check, word_shingles
 
 Outcome = Literal["pass", "fail", "undecided", "not-run"]
 FILTERS = ("question", "critique", "answer", "pool", "distinct", "resolve")
@@ -122,7 +122,7 @@ def answer_filter(answer: str | None) -> FilterOutcome:
 
 def similarity(a: str, b: str) -> float:
     """The Jaccard similarity of two questions' word 3-gram sets (as `leak_check` sees them)."""
-    x, y = _shingles(a), _shingles(b)
+    x, y = word_shingles(a), word_shingles(b)
     union = len(x | y)
     return len(x & y) / union if union else 1.0
 

@@ -244,14 +244,16 @@ def leak_check(
     for problem in test:
         for train_id in by_text.get(_exact_key(problem.question), ()):
             pairs.add((train_id, problem.id))
-    train_sets = [_shingles(p.question) for p in train]
-    test_sets = [_shingles(p.question) for p in test]
+    train_sets = [word_shingles(p.question) for p in train]
+    test_sets = [word_shingles(p.question) for p in test]
     for i, j in _similar_pairs(train_sets, test_sets, threshold):
         pairs.add((train[i].id, test[j].id))
     return sorted(pairs)
 
 
-def _shingles(text: str, n: int = 3) -> frozenset[str]:
+def word_shingles(text: str, n: int = 3) -> frozenset[str]:
+    """The runs of `n` words of `text` (normalised as the leak check compares it): the
+    units its near-duplicate measure (Jaccard similarity) counts."""
     words = _shingle_text(text).split()
     if len(words) < n:
         return frozenset([" ".join(words)]) if words else frozenset()
