@@ -19,9 +19,11 @@ from skillmix.review.inputs import (
     Invalid,
     error_response,
     identifier,
+    json_object,
     json_response,
-    parse_json,
+    optional_reviewer,
     query_int,
+    queue_reviewer,
     reviewer_name,
 )
 from skillmix.review.queue import review_queue
@@ -76,7 +78,7 @@ async def _run(request: web.Request) -> web.Response:
 
 async def _queue(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
-    reviewer = reviewer_name(request.query.get("reviewer"), "say who is reviewing: ?reviewer=NAME")
+    reviewer = queue_reviewer(request)
     limit = query_int(request, "limit", 50, 1, MAX_QUEUE_LIMIT)
     seed = query_int(request, "seed", 0, 0, MAX_SEED)
     queue = review_queue(review.db, review.run_id, reviewer=reviewer, seed=seed)
@@ -101,8 +103,7 @@ async def _item(request: web.Request) -> web.Response:
         return error_response(
             404, f"no generation {gen_round} of item '{item_id}' in {review.run_id}"
         )
-    given = request.query.get("reviewer", "")
-    reviewer = reviewer_name(given) if given.strip() else ""
+    reviewer = optional_reviewer(request)
     own = {
         h["criterion"]: h["value"]
         for h in review.db.human_verdicts(review.run_id)
@@ -115,7 +116,7 @@ async def _item(request: web.Request) -> web.Response:
 
 async def _verdicts(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
-    body = parse_json(await request.read())  # at most MAX_BODY_BYTES, or a 413
+    body = await json_object(request, "reviewer, item_id, gen_round, verdicts")
     reviewer, item_id, gen_round, verdicts = check_verdicts(review, body)
     review.db.put_human_verdicts(review.run_id, item_id, gen_round, reviewer, verdicts)
     return json_response({"saved": len(verdicts), "agreement": review.agreement()})
@@ -125,10 +126,10 @@ async def _agreement(request: web.Request) -> web.Response:
     return json_response(request.app[REVIEW].agreement())
 
 
-def check_verdicts(review: ReviewState, body: Any) -> tuple[str, str, int, dict[str, int]]:
+def check_verdicts(
+    review: ReviewState, body: dict[str, Any]
+) -> tuple[str, str, int, dict[str, int]]:
     """(reviewer, item_id, gen_round, verdicts) from a POST body, or Invalid saying why."""
-    if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object with reviewer, item_id, gen_round, verdicts")
     reviewer = reviewer_name(body.get("reviewer"))
     item_id = identifier(body.get("item_id"), "item_id")
     gen_round = body.get("gen_round")

@@ -13,9 +13,11 @@ from skillmix.review.inputs import (
     MAX_SEED,
     Invalid,
     identifier,
+    json_object,
     json_response,
-    parse_json,
+    optional_reviewer,
     query_int,
+    queue_reviewer,
     reviewer_name,
 )
 from skillmix.review.state import REVIEW, ReviewState
@@ -42,7 +44,7 @@ async def _image_run(request: web.Request) -> web.Response:
 
 async def _image_queue(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
-    reviewer = reviewer_name(request.query.get("reviewer"), "say who is reviewing: ?reviewer=NAME")
+    reviewer = queue_reviewer(request)
     limit = query_int(request, "limit", 50, 1, MAX_QUEUE_LIMIT)
     seed = query_int(request, "seed", 0, 0, MAX_SEED)
     rows = review.image_run().rows
@@ -70,8 +72,7 @@ def image_row_or_404(review: ReviewState, item_id: str) -> dict[str, Any]:
 async def _image_item(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
     row = image_row_or_404(review, identifier(request.query.get("item_id"), "item_id"))
-    given = request.query.get("reviewer", "")
-    reviewer = reviewer_name(given) if given.strip() else ""
+    reviewer = optional_reviewer(request)
     own = answered_by(review.db.human_verdicts(review.run_id), reviewer) if reviewer else {}
     return json_response(review_item(row, own.get(row["item"]["item_id"], {})))
 
@@ -90,9 +91,7 @@ async def _image_data(request: web.Request) -> web.Response:
 
 async def _image_verdicts(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
-    body = parse_json(await request.read())  # at most MAX_BODY_BYTES, or a 413
-    if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object with reviewer, item_id, verdicts")
+    body = await json_object(request, "reviewer, item_id, verdicts")
     reviewer = reviewer_name(body.get("reviewer"))
     item_id = identifier(body.get("item_id"), "item_id")
     gen_round = body.get("gen_round", 0)

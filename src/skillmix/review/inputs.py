@@ -95,6 +95,26 @@ def identifier(value: Any, name: str) -> str:
     return value
 
 
+async def json_object(request: web.Request, fields: str) -> dict[str, Any]:
+    """A POST's body as a JSON object (at most the app's MAX_BODY_BYTES, or a 413), or
+    Invalid saying it must be one with `fields`."""
+    body = parse_json(await request.read())
+    if not isinstance(body, dict):
+        raise Invalid(f"the body must be a JSON object with {fields}")
+    return body
+
+
+def queue_reviewer(request: web.Request) -> str:
+    """Who asks for a queue: ?reviewer=NAME, required."""
+    return reviewer_name(request.query.get("reviewer"), "say who is reviewing: ?reviewer=NAME")
+
+
+def optional_reviewer(request: web.Request) -> str:
+    """?reviewer=NAME when it is given (and valid), else ""."""
+    given = request.query.get("reviewer", "")
+    return reviewer_name(given) if given.strip() else ""
+
+
 def json_response(data: Any) -> web.Response:
     return web.json_response(finite(data))
 

@@ -20,9 +20,11 @@ from skillmix.review.inputs import (
     edited_text,
     error_response,
     identifier,
+    json_object,
     json_response,
-    parse_json,
+    optional_reviewer,
     query_int,
+    queue_reviewer,
     reviewer_name,
 )
 from skillmix.review.state import REVIEW
@@ -49,7 +51,7 @@ async def _math_run(request: web.Request) -> web.Response:
 
 async def _math_queue(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
-    reviewer = reviewer_name(request.query.get("reviewer"), "say who is reviewing: ?reviewer=NAME")
+    reviewer = queue_reviewer(request)
     limit = query_int(request, "limit", 50, 1, MAX_QUEUE_LIMIT)
     run = review.generated_run()
     found = decisions(review.db, review.run_id)
@@ -79,8 +81,7 @@ async def _math_queue(request: web.Request) -> web.Response:
 async def _math_candidate(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
     candidate_id = identifier(request.query.get("id"), "id")
-    given = request.query.get("reviewer", "")
-    reviewer = reviewer_name(given) if given.strip() else ""
+    reviewer = optional_reviewer(request)
     run = review.generated_run()
     candidate = run.candidate(candidate_id)
     if candidate is None:
@@ -91,9 +92,7 @@ async def _math_candidate(request: web.Request) -> web.Response:
 
 async def _math_decision(request: web.Request) -> web.Response:
     review = request.app[REVIEW]
-    body = parse_json(await request.read())  # at most MAX_BODY_BYTES, or a 413
-    if not isinstance(body, dict):
-        raise Invalid("the body must be a JSON object with reviewer, candidate_id, decision")
+    body = await json_object(request, "reviewer, candidate_id, decision")
     reviewer = reviewer_name(body.get("reviewer"))
     candidate_id = identifier(body.get("candidate_id"), "candidate_id")
     decision = body.get("decision")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -78,35 +78,31 @@ def check_consistency(ctx: Context) -> Outcome:
             ]
         )
     outcome = Outcome()
-    for judge in ctx.judges:
-        for group in CRITERION_GROUPS:
-            per_item = sums.get((judge, group))
-            if not per_item:
-                continue
-            pairs = int(sum(cell[1] for cell in per_item.values()))
-            estimate = ratio_estimate(
-                per_item,
-                lambda t: t[:, 0] / t[:, 1],
-                pairs,
-                ctx,
+    for judge, group, per_item in _judge_groups(ctx, sums):
+        pairs = int(sum(cell[1] for cell in per_item.values()))
+        estimate = ratio_estimate(
+            per_item,
+            lambda t: t[:, 0] / t[:, 1],
+            pairs,
+            ctx,
+            null=CONSISTENCY_LIMIT,
+            alternative="greater",
+        )
+        outcome.drafts.append(
+            make_draft(
+                "consistency",
+                judge,
+                group,
+                estimate,
+                test=f"one-sided t test of a flip rate above {CONSISTENCY_LIMIT:.0%} with "
+                "the bootstrap standard error; cluster bootstrap over items",
+                n_label="verdict pairs",
+                items=len(per_item),
+                words=say_consistency,
                 null=CONSISTENCY_LIMIT,
                 alternative="greater",
             )
-            outcome.drafts.append(
-                make_draft(
-                    "consistency",
-                    judge,
-                    group,
-                    estimate,
-                    test=f"one-sided t test of a flip rate above {CONSISTENCY_LIMIT:.0%} with "
-                    "the bootstrap standard error; cluster bootstrap over items",
-                    n_label="verdict pairs",
-                    items=len(per_item),
-                    words=say_consistency,
-                    null=CONSISTENCY_LIMIT,
-                    alternative="greater",
-                )
-            )
+        )
     return outcome
 
 
@@ -242,28 +238,24 @@ def check_leniency(ctx: Context) -> Outcome:
             ]
         )
     outcome = Outcome()
-    for judge in ctx.judges:
-        for group in CRITERION_GROUPS:
-            per_item = sums.get((judge, group))
-            if not per_item:
-                continue
-            units = int(sum(cell[2] for cell in per_item.values()))
-            estimate = ratio_estimate(per_item, lambda t: (t[:, 0] - t[:, 1]) / t[:, 2], units, ctx)
-            differences = [judged - human for judged, human, _ in per_item.values()]
-            estimate = replace(estimate, p=clustered_mcnemar_p(differences))
-            outcome.drafts.append(
-                make_draft(
-                    "leniency",
-                    judge,
-                    group,
-                    estimate,
-                    test="judge minus human pass rate on the same units: McNemar's test "
-                    "clustered by item, interval by cluster bootstrap over items",
-                    n_label="reviewed units",
-                    items=len(per_item),
-                    words=say_leniency,
-                )
+    for judge, group, per_item in _judge_groups(ctx, sums):
+        units = int(sum(cell[2] for cell in per_item.values()))
+        estimate = ratio_estimate(per_item, lambda t: (t[:, 0] - t[:, 1]) / t[:, 2], units, ctx)
+        differences = [judged - human for judged, human, _ in per_item.values()]
+        estimate = replace(estimate, p=clustered_mcnemar_p(differences))
+        outcome.drafts.append(
+            make_draft(
+                "leniency",
+                judge,
+                group,
+                estimate,
+                test="judge minus human pass rate on the same units: McNemar's test "
+                "clustered by item, interval by cluster bootstrap over items",
+                n_label="reviewed units",
+                items=len(per_item),
+                words=say_leniency,
             )
+        )
     return outcome
 
 
@@ -464,3 +456,14 @@ def _slopes(
             )
         )
     return outcome
+
+
+def _judge_groups(
+    ctx: Context, sums: Mapping[tuple[str, str], dict[Any, list[float]]]
+) -> Iterator[tuple[str, str, dict[Any, list[float]]]]:
+    """(judge, criterion group, per-item sums) for every judge and group that has any."""
+    for judge in ctx.judges:
+        for group in CRITERION_GROUPS:
+            per_item = sums.get((judge, group))
+            if per_item:
+                yield judge, group, per_item

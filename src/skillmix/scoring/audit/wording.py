@@ -28,7 +28,8 @@ def _sample(f: Finding) -> str:
 
 
 def _untested(f: Finding) -> str:
-    return f"too few items to test (fewer than {MIN_ITEMS})" if not f.tested else ""
+    """What a verdict adds when its check was not tested: "; too few items ..."; else ""."""
+    return f"; too few items to test (fewer than {MIN_ITEMS})" if not f.tested else ""
 
 
 def say_consistency(f: Finding) -> str:
@@ -37,7 +38,7 @@ def say_consistency(f: Finding) -> str:
     if f.flagged:
         return f"inconsistent: {share}"
     if not f.tested:
-        return f"{share}; {_untested(f)}"
+        return f"{share}{_untested(f)}"
     if e.high <= f.null:
         return f"consistent: {share}"
     return f"not shown to flip more than {f.null:.0%}: {share}"
@@ -47,7 +48,7 @@ def say_leniency(f: Finding) -> str:
     diff = f"{_signed(f.estimate)} against human verdicts {_sample(f)}"
     if f.flagged:
         return f"{'lenient' if f.estimate.value > 0 else 'strict'} by {diff}"
-    return f"no evidence of leniency: {diff}" + (f"; {_untested(f)}" if not f.tested else "")
+    return f"no evidence of leniency: {diff}{_untested(f)}"
 
 
 def say_self_preference(family: str) -> Callable[[Finding], str]:
@@ -56,8 +57,7 @@ def say_self_preference(family: str) -> Callable[[Finding], str]:
         if f.flagged:
             verb = "favours" if f.estimate.value > 0 else "is harder on"
             return f"{verb} texts of its own family ({family}) by {diff}"
-        extra = f"; {_untested(f)}" if not f.tested else ""
-        return f"no evidence of self-preference on {family} texts: {diff}{extra}"
+        return f"no evidence of self-preference on {family} texts: {diff}{_untested(f)}"
 
     return say
 
@@ -66,7 +66,7 @@ def say_length(f: Finding) -> str:
     odds = f"odds of a pass {_odds(f.estimate)} per {WORDS_PER_UNIT} words {_sample(f)}"
     if f.flagged:
         return f"favours {'longer' if f.estimate.value > 0 else 'shorter'} answers: {odds}"
-    return f"no evidence of length bias: {odds}" + (f"; {_untested(f)}" if not f.tested else "")
+    return f"no evidence of length bias: {odds}{_untested(f)}"
 
 
 def say_rubric(f: Finding) -> str:
@@ -74,8 +74,7 @@ def say_rubric(f: Finding) -> str:
     if f.flagged:
         where = "later" if f.estimate.value > 0 else "earlier"
         return f"passes criteria shown {where} in the rubric more often: {odds}"
-    extra = f"; {_untested(f)}" if not f.tested else ""
-    return f"no evidence that rubric position matters: {odds}{extra}"
+    return f"no evidence that rubric position matters: {odds}{_untested(f)}"
 
 
 def say_range(means: Mapping[str, float]) -> Callable[[Finding], str]:
@@ -89,7 +88,6 @@ def say_range(means: Mapping[str, float]) -> Callable[[Finding], str]:
         )
         if f.flagged:
             return f"judges differ: {spread}"
-        extra = f"; {_untested(f)}" if not f.tested else ""
-        return f"judges agree within noise: {spread}{extra}"
+        return f"judges agree within noise: {spread}{_untested(f)}"
 
     return say

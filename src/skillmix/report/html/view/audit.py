@@ -75,9 +75,7 @@ def section(store: Store, runs: Sequence[RunView]) -> AuditView:
     own = runs[0].report.audit if len(runs) == 1 else None
     audit: Audit = own if own is not None else audit_runs(store, [r.run["id"] for r in runs])
 
-    def named(text: str) -> str:
-        return display_names(text, runs)
-
+    named = display_names(runs)
     findings = [
         FindingRow(
             check=AUDIT_CHECKS.get(f.check, (f.check, ""))[0],

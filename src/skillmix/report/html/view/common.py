@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,9 +131,16 @@ def p_value(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def display_names(text: str, runs: Sequence[RunView]) -> str:
-    """`text` with the runs' model specs as the page shows them (endpoints without scheme)."""
+def display_names(runs: Sequence[RunView]) -> Callable[[str], str]:
+    """A function that writes the runs' model specs in a text as the page shows them
+    (endpoints without scheme); the specs are gathered once."""
     specs = {m for r in runs for m in (r.run["config"]["student"], *r.run["config"]["judges"])}
-    for spec in sorted(specs, key=len, reverse=True):
-        text = text.replace(spec, display_model(spec))
-    return text
+    longest_first = sorted(specs, key=len, reverse=True)
+    shown = {spec: display_model(spec) for spec in longest_first}
+
+    def named(text: str) -> str:
+        for spec in longest_first:
+            text = text.replace(spec, shown[spec])
+        return text
+
+    return named

@@ -226,6 +226,7 @@ def section(runs: Sequence[RunView]) -> list[RunSkills]:
                 f"Out of C(N,k)·T distinct items (N = {novelty.skills} skills, "
                 f"T = {novelty.topics} topics of catalog {novelty.catalog})."
             )
+        named = display_names([r])
         blocks.append(
             RunSkills(
                 label=r.label,
@@ -233,7 +234,7 @@ def section(runs: Sequence[RunView]) -> list[RunSkills]:
                 judges=judges,
                 novelty=rows,
                 novelty_note=note,
-                limits=[display_names(note, [r]) for note in analysis.limits],
+                limits=[named(limit) for limit in analysis.limits],
             )
         )
     return blocks
