@@ -45,6 +45,12 @@ def test_run_twice_second_makes_zero_calls_same_metrics(tmp_path: Path, server: 
     assert [m["k"] for m in metrics["metrics"]] == [2, 3]
     for name in ("metrics.csv", "items.csv", "by_skill.csv", "by_category.csv", "by_topic.csv"):
         assert (run_dir / name).stat().st_size > 0
+    # The page's item data came from the worker process `run` starts beside the run (it
+    # says when it had to build them itself), and make the page that `html` renders alone.
+    assert "item data were built here" not in first.stderr + second.stderr
+    skillmix("html", run_dir.name, "--out", "alone.html", cwd=tmp_path)
+    page = (run_dir / "report.html").read_text()
+    assert page == (tmp_path / "alone.html").read_text()
 
     item_id = (
         metrics["metrics"] and (run_dir / "items.csv").read_text().splitlines()[1].split(",")[2]

@@ -21,6 +21,7 @@ from skillmix.cli._common import (
     run_job,
     run_options,
 )
+from skillmix.cli._page_worker import ItemsWorker
 from skillmix.terminal import escaped
 
 # What the report imports, loaded while the run waits for answers (`run_job`): its modules,
@@ -90,23 +91,34 @@ def run(
         f"{escaped(engine.templates.version_id)}, store {escaped(engine.store.location)}",
         highlight=False,
     )
-    result = run_job(engine.run(), progress, lambda: engine.calls.stats, meanwhile=REPORT_MODULES)
-    from skillmix.report import build_report, render_report, write_report
-    from skillmix.scoring.metrics import Aggregation
-
-    print_usage(result.stats, "this invocation")
-    if result.retries:
-        err_console.print(
-            "retries: " + ", ".join(f"{cause} x{n}" for cause, n in sorted(result.retries.items())),
-            highlight=False,
+    with ItemsWorker() as worker:  # the page's item data, on the other core (see there)
+        result = run_job(
+            engine.run(), progress, lambda: engine.calls.stats, meanwhile=REPORT_MODULES
         )
-    report = build_report(
-        engine.store, result.run_id, cast(Aggregation, aggregation), settings=prepared.settings
-    )
-    try:  # the files first: the skill analysis (for the table) runs beside the page
-        paths = write_report(report, Path(out) / result.run_id, engine.store)
-    finally:
-        render_report(report, console)
+        from skillmix.report import build_report, render_report, write_report
+        from skillmix.report.names import short_model
+        from skillmix.scoring.metrics import Aggregation
+
+        worker.ask(engine.store, result.run_id, aggregation, short_model(config.student))
+        print_usage(result.stats, "this invocation")
+        if result.retries:
+            err_console.print(
+                "retries: "
+                + ", ".join(f"{cause} x{n}" for cause, n in sorted(result.retries.items())),
+                highlight=False,
+            )
+        report = build_report(
+            engine.store, result.run_id, cast(Aggregation, aggregation), settings=prepared.settings
+        )
+        try:  # the files first: the skill analysis (for the table) runs beside the page
+            paths = write_report(report, Path(out) / result.run_id, engine.store, worker)
+        finally:
+            render_report(report, console)
+        if worker.failure:  # the page is whole all the same: it built its item data itself
+            err_console.print(
+                f"[dim]note: the page's item data were built here ({escaped(worker.failure)})[/]",
+                highlight=False,
+            )
     err_console.print(f"report files: {escaped(paths[0].parent)}/", highlight=False)
     err_console.print(f"HTML report: {escaped(paths[-1])}", highlight=False)
     engine.store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,40 +67,55 @@ def build_rubric(
     """k skill criteria, then topic, sense and the sentence limit.
 
     `lowercase_skills` writes skill names in lower case in the labels, as the published
-    grading prompt did (`--protocol paper`).
+    grading prompt did (`--protocol paper`). Criteria are immutable, so each is made once
+    per skill, topic and k and shared by every item's rubric (a run builds one per item
+    and grading round, and a report one per item again).
     """
-    k = len(skills)
-    rubric = [
-        Criterion(
-            id=f"skill:{s.id}",
-            kind="skill",
-            label=f"Correctly illustrates {s.name.lower() if lowercase_skills else s.name}",
-            key=slug(s.name),
-            names=s.surface_forms,
-        )
-        for s in skills
+    return [
+        *(_skill_criterion(s, lowercase_skills) for s in skills),
+        _topic_criterion(topic),
+        _SENSE,
+        _length_criterion(len(skills)),
     ]
-    rubric += [
-        Criterion(
-            id="topic",
-            kind="topic",
-            label=f"Pertains to {topic.name}",
-            key="on_topic",
-            names=("pertains", "topic", topic.name),
-        ),
-        Criterion(
-            id="sense",
-            kind="sense",
-            label="Text makes sense",
-            key="makes_sense",
-            names=("makes sense", "sense", "coheren", "meaningful"),
-        ),
-        Criterion(
-            id="length",
-            kind="length",
-            label=f"At most {sentence_limit_words(k)}",
-            key="short_enough",
-            names=("sentence",),
-        ),
-    ]
-    return rubric
+
+
+@functools.lru_cache(maxsize=8192)
+def _skill_criterion(skill: Skill, lowercase: bool) -> Criterion:
+    return Criterion(
+        id=f"skill:{skill.id}",
+        kind="skill",
+        label=f"Correctly illustrates {skill.name.lower() if lowercase else skill.name}",
+        key=slug(skill.name),
+        names=skill.surface_forms,
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _topic_criterion(topic: Topic) -> Criterion:
+    return Criterion(
+        id="topic",
+        kind="topic",
+        label=f"Pertains to {topic.name}",
+        key="on_topic",
+        names=("pertains", "topic", topic.name),
+    )
+
+
+_SENSE = Criterion(
+    id="sense",
+    kind="sense",
+    label="Text makes sense",
+    key="makes_sense",
+    names=("makes sense", "sense", "coheren", "meaningful"),
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _length_criterion(k: int) -> Criterion:
+    return Criterion(
+        id="length",
+        kind="length",
+        label=f"At most {sentence_limit_words(k)}",
+        key="short_enough",
+        names=("sentence",),
+    )

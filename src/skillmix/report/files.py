@@ -6,34 +6,45 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skillmix.report.build import Report
 from skillmix.scoring.metrics import METRICS
 from skillmix.store import Store
 
+if TYPE_CHECKING:
+    from skillmix.report.html.view.items import ItemSource
 
-def write_report(report: Report, out_dir: str | Path, store: Store | None = None) -> list[Path]:
+
+def write_report(
+    report: Report,
+    out_dir: str | Path,
+    store: Store | None = None,
+    item_source: ItemSource | None = None,
+) -> list[Path]:
     """metrics.json, metrics.csv, items.csv and one CSV per breakdown, and with the `store`
-    the report was built from also report.html (last); returns the paths.
+    the report was built from also report.html (last); returns the paths. `item_source`:
+    the page's item data, being built by another process (as `skillmix run` does).
 
-    The page is written first: its item records do not need the skill analysis, which
-    `build_report` started on another thread and metrics.json waits for, so the analysis
-    finishes meanwhile instead of being waited for.
+    The order they are written in is not the order returned: the CSV files first, then the
+    page, then metrics.json. The skill analysis, which `build_report` started on another
+    thread, is needed only by the page's last section and by metrics.json, so it finishes
+    meanwhile instead of being waited for; so do the page's item data when they are built
+    by another process.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    page = None
-    if store is not None:
-        from skillmix.report.html import write_page  # imports Jinja2: only when a page is written
-
-        page = write_page(store, [report], out / "report.html")
-    paths = [
-        _write_json(report, out / "metrics.json"),
+    tables = [
         _write_metrics(report, out / "metrics.csv"),
         _write_items(report, out / "items.csv"),
         *(_write_rows(rows, out / f"by_{by}.csv") for by, rows in report.breakdowns.items()),
     ]
+    page = None
+    if store is not None:
+        from skillmix.report.html import write_page  # imports Jinja2: only when a page is written
+
+        page = write_page(store, [report], out / "report.html", item_source)
+    paths = [_write_json(report, out / "metrics.json"), *tables]
     return paths if page is None else [*paths, page]
 
 

@@ -15,16 +15,16 @@ from collections.abc import Sequence
 from functools import cache
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any
 
 import jinja2
-import orjson
 from markupsafe import Markup
 
 from skillmix.errors import InputError
 from skillmix.models.settings import Settings
 from skillmix.report.build import Report, build_report
+from skillmix.report.html.encode import script_json
 from skillmix.report.html.view import page_view
+from skillmix.report.html.view.items import ItemSource
 from skillmix.scoring.metrics import Aggregation
 from skillmix.store import Store
 
@@ -54,13 +54,19 @@ def render_html(
     return write_page(store, list(reports.values()), path)
 
 
-def write_page(store: Store, reports: Sequence[Report], path: str | Path) -> Path:
+def write_page(
+    store: Store,
+    reports: Sequence[Report],
+    path: str | Path,
+    item_source: ItemSource | None = None,
+) -> Path:
     """Write the page of already built reports to `path` (its folder is made); return it.
 
-    A path that cannot be written is an `InputError` that names it.
+    `item_source`: their item data, being built by another process (as `skillmix run`
+    does). A path that cannot be written is an `InputError` that names it.
     """
     out = Path(path)
-    page = build_page(store, reports)
+    page = build_page(store, reports, item_source)
     try:
         if out.parent and not out.parent.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -70,12 +76,14 @@ def write_page(store: Store, reports: Sequence[Report], path: str | Path) -> Pat
     return out
 
 
-def build_page(store: Store, reports: Sequence[Report]) -> str:
+def build_page(
+    store: Store, reports: Sequence[Report], item_source: ItemSource | None = None
+) -> str:
     """The whole HTML document for already built reports (see `render_html`)."""
     style, script = asset("report.css"), asset("dom.js") + asset("report.js")
     template = _environment().get_template("page.html.j2")
     return template.render(
-        page=page_view(store, reports),
+        page=page_view(store, reports, item_source),
         version=skillmix_version(),
         csp=Markup(content_security_policy(script, style)),  # hashes and keywords only
         style=Markup(style),
@@ -114,37 +122,6 @@ def package_asset(package: str, folder: str, name: str) -> str:
     if closer in text.lower() or "<!--" in text:
         raise ValueError(f"{folder}/{name} contains {closer!r} or '<!--': it would break the page")
     return "\n" + text
-
-
-def _plain(value: Any) -> Any:
-    """What orjson cannot write itself: numpy scalars, as the Python numbers they hold."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-def script_json(data: Any) -> Markup:
-    """JSON that is safe inside <script type="application/json">: nothing in it can end
-    the tag or start a comment, whatever the models wrote. NaN and infinities are written
-    as null (JSON has no NaN; browsers refuse a bare `NaN`), by orjson itself."""
-    encoded = orjson.dumps(data, default=_plain, option=orjson.OPT_NON_STR_KEYS)
-    # Replaced in the UTF-8 bytes (no byte of another character can match), several times
-    # faster than in the decoded text of a large page.
-    for raw, escaped in _SCRIPT_ESCAPES:
-        encoded = encoded.replace(raw, escaped)
-    return Markup(encoded.decode())
-
-
-_SCRIPT_ESCAPES = tuple(
-    (raw.encode(), escaped.encode())
-    for raw, escaped in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    )
-)
 
 
 def _environment() -> jinja2.Environment:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup
+
 from skillmix.report.build import Report
 from skillmix.report.compare import leaderboard_from_reports
 from skillmix.report.html.view import (
@@ -31,7 +33,7 @@ from skillmix.report.html.view import (
 from skillmix.report.html.view.agreement import AgreementBlock
 from skillmix.report.html.view.audit import AuditView
 from skillmix.report.html.view.common import METRIC_NAMES, page_runs
-from skillmix.report.html.view.items import ItemFilters
+from skillmix.report.html.view.items import ItemFilters, ItemSource
 from skillmix.report.html.view.overview import (
     Header,
     LeaderboardView,
@@ -69,15 +71,20 @@ class Page:
     spread: list[SpreadBlock]
     usage: Usage
     filters: ItemFilters
-    data: dict[str, Any]  # the item records, for the script
+    data: Markup  # the item records, encoded for the script
 
 
-def page_view(store: Store, reports: Sequence[Report]) -> Page:
-    """The page of already built reports."""
+def page_view(
+    store: Store, reports: Sequence[Report], item_source: ItemSource | None = None
+) -> Page:
+    """The page of already built reports; `item_source`: their item data, being built by
+    another process (see `items.page_items`)."""
     runs = page_runs(reports)
     board = leaderboard_from_reports(reports)
-    data = items.items_data(store, runs)
-    return Page(
+    # Built here, the item data go first: each report's skill analysis runs on its thread
+    # meanwhile. Built by another process, they are waited for last.
+    data = None if item_source is not None else items.page_items(store, runs, None)
+    page: dict[str, Any] = dict(
         title="Skill-Mix report: " + ", ".join(r.label for r in runs),
         header=overview.header(runs),
         warnings=overview.warnings(runs, board),
@@ -93,8 +100,7 @@ def page_view(store: Store, reports: Sequence[Report]) -> Page:
         audit=audit.section(store, runs),
         spread=spread.section(runs),
         usage=usage.section(runs),
-        filters=items.item_filters(data),
-        data=data,
-        # Last: each report's skill analysis may still be running on its thread.
-        skill_analytics=skills.section(runs),
+        skill_analytics=skills.section(runs),  # waits for the skill analysis
     )
+    data = data or items.page_items(store, runs, item_source)
+    return Page(**page, filters=data.filters, data=data.encoded)

@@ -1,0 +1,167 @@
+"""The page's item data, built by a second process while the first builds the rest.
+
+The item records of a page (every prompt, reply and verdict of a run, encoded for its
+script) are the largest part of writing a report: about half of it for a 4,352-item run.
+They need nothing but the store and the run's scores, so `skillmix run` starts this worker
+when its run starts: the worker imports what it needs while the run waits for answers,
+then waits itself. When the run is over, the command asks it for the run's item data and
+builds the rest of the report meanwhile, on the other core; the page then takes the
+worker's data (`write_report(..., item_source=worker)`).
+
+The worker scores the run again from the store (it shares no memory with the command), on
+a connection of its own. It writes nothing: a worker that fails or is killed costs only
+time, because the page then builds the data itself (and `failure` says why).
+
+The worker (`python -m skillmix.cli._page_worker`) reads one request, a JSON line, on its
+stdin, and writes its answer, pickled, on its stdout.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import skillmix
+
+if TYPE_CHECKING:  # the report's modules: imported by the worker, not at the command's start
+    from skillmix.report.html.view.items import ItemData
+    from skillmix.store import Store
+
+
+class ItemsWorker:
+    """A worker process for the item data of one run's page (see the module).
+
+    Use it as a context manager: leaving the block stops a worker whose data were not
+    taken, so an error or Ctrl-C leaves no process behind.
+    """
+
+    def __init__(self) -> None:
+        # The very skillmix this process runs, whatever the worker's sys.path would find.
+        source = str(Path(skillmix.__file__).resolve().parent.parent)
+        path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
+        self.failure: str | None = None  # why the worker gave no data, when it did not
+        self._proc: subprocess.Popen[bytes] | None = None
+        # What it says if it fails (a traceback); closed with the worker (`_end`).
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", __name__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._errors,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+        except OSError as err:  # no process to be had: the page builds its data itself
+            self._errors.close()
+            self.failure = f"cannot start: {err}"
+
+    def ask(self, store: Store, run_id: str, aggregation: str, label: str) -> None:
+        """Ask for the item data of `run_id` (a full id) as a page labels it `label`."""
+        location = store.url or str(store.path.absolute())
+        request = {"store": location, "run_id": run_id, "aggregation": aggregation}
+        self._send({**request, "label": label})
+
+    def _send(self, request: dict[str, str]) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            return
+        try:
+            self._proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self._proc.stdin.close()
+        except OSError as err:  # it has already died: `result` says so
+            self.failure = f"the worker could not be asked: {err}"
+
+    def result(self) -> ItemData | None:
+        """The data asked for, once the worker has built them; None if it could not (then
+        `failure` says why). Each worker answers once."""
+        if self._proc is None:
+            return None
+        proc = self._proc
+        assert proc.stdout is not None
+        try:
+            out = proc.stdout.read()
+            if proc.wait() == 0:
+                return self._answer(out)
+            self._errors.seek(0)
+            said = self._errors.read().decode(errors="replace").strip().splitlines()
+            self.failure = self.failure or (
+                f"exit status {proc.returncode}" + (f": {said[-1]}" if said else "")
+            )
+            return None
+        finally:
+            self._end()
+
+    def _answer(self, out: bytes) -> ItemData | None:
+        from skillmix.report.html.view.items import ItemData
+
+        try:
+            data = pickle.loads(out)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:  # truncated
+            self.failure = f"unreadable answer: {exc}"
+            return None
+        if isinstance(data, ItemData):
+            return data
+        self.failure = f"unexpected answer: {type(data).__name__}"
+        return None
+
+    def close(self) -> None:
+        """Stop the worker if its data were not taken (it writes nothing, so at once)."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self.failure = self.failure or "stopped before it answered"
+            self._end()
+
+    def _end(self) -> None:
+        assert self._proc is not None
+        for pipe in (self._proc.stdin, self._proc.stdout, self._errors):
+            if pipe is not None:
+                pipe.close()
+        self._proc = None
+
+    def __enter__(self) -> ItemsWorker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def serve() -> None:
+    """The worker: import what it needs (while the run goes on), wait for the request,
+    answer it on stdout, exit."""
+    from skillmix.report.html.view.items import item_data
+    from skillmix.scoring.results import score_run
+    from skillmix.store import Store
+
+    line = sys.stdin.buffer.readline()
+    if not line.strip():  # the command ended without asking
+        return
+    request = json.loads(line)
+    # A short-lived process: its objects go with it, so the cycle collector would only
+    # walk them (about a tenth of its time on a large run).
+    gc.disable()
+    store = Store(request["store"], read_only=True)
+    try:
+        scores = score_run(store, request["run_id"], request["aggregation"])
+        data = item_data(store, [(scores.run["id"], request["label"], scores)])
+    finally:
+        store.close()
+    pickle.dump(data, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    sys.stdout.buffer.flush()
+    os._exit(0)  # without freeing the records one by one
+
+
+if __name__ == "__main__":
+    serve()

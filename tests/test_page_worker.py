@@ -1,0 +1,119 @@
+"""The page's item data built by a worker process (`skillmix run` starts one beside its run):
+the same data as the page builds itself, and a worker that fails, is killed or is not needed
+costs nothing but time. Real processes, real stored runs (report_fixtures)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from report_fixtures import TwoRuns, two_student_runs
+from skillmix.cli._page_worker import ItemsWorker
+from skillmix.report.build import build_report
+from skillmix.report.html import write_page
+from skillmix.report.html.view.items import ItemData, item_data, page_items
+from skillmix.report.html.view.common import page_runs
+from skillmix.report.names import short_model
+from skillmix.scoring.results import score_run
+from skillmix.store import Store
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoRuns]:
+    with two_student_runs(tmp_path_factory.mktemp("worker")) as built:
+        yield built
+
+
+@pytest.fixture
+def store(runs: TwoRuns) -> Iterator[Store]:
+    opened = Store(runs.store_path)
+    yield opened
+    opened.close()
+
+
+def _label(store: Store, run_id: str) -> str:
+    return short_model(store.get_run(run_id)["config"]["student"])
+
+
+def _here(store: Store, run_id: str) -> ItemData:
+    """The item data as the page builds them in its own process."""
+    return item_data(store, [(run_id, _label(store, run_id), score_run(store, run_id))])
+
+
+def _page(store: Store, run_id: str, path: Path, worker: ItemsWorker | None = None) -> str:
+    report = build_report(store, run_id)
+    return write_page(store, [report], path, worker).read_text(encoding="utf-8")
+
+
+def test_the_worker_builds_what_the_page_would(runs: TwoRuns, store: Store, tmp_path: Path):
+    """The sloppy run's answers carry markup and scripts: the worker's encoding is the
+    page's own, byte for byte, and the page it goes into is the same page."""
+    run_id = runs.sloppy
+    with ItemsWorker() as worker:
+        worker.ask(store, run_id, "max", _label(store, run_id))
+        built = worker.result()
+    assert worker.failure is None
+    assert built == _here(store, run_id)
+    assert built.runs == ((run_id, _label(store, run_id)),)
+    assert "<script>" not in built.encoded and "\\u003cscript\\u003e" in built.encoded
+
+    with ItemsWorker() as worker:
+        worker.ask(store, run_id, "max", _label(store, run_id))
+        with_worker = _page(store, run_id, tmp_path / "worker.html", worker)
+    assert worker.failure is None
+    assert with_worker == _page(store, run_id, tmp_path / "here.html")
+
+
+def test_a_worker_that_fails_says_why_and_the_page_builds_the_data(
+    runs: TwoRuns, store: Store, tmp_path: Path
+):
+    with ItemsWorker() as worker:
+        worker.ask(store, "run-not-there", "max", "x")
+        assert worker.result() is None
+    assert worker.failure is not None
+    assert "exit status 1" in worker.failure and "no run 'run-not-there'" in worker.failure
+
+    with ItemsWorker() as worker:  # asked for one run, the page is of another
+        worker.ask(store, runs.careful, "max", "x")
+        with_worker = _page(store, runs.sloppy, tmp_path / "worker.html", worker)
+    assert with_worker == _page(store, runs.sloppy, tmp_path / "here.html")
+
+
+def test_a_killed_worker_costs_only_time(runs: TwoRuns, store: Store, tmp_path: Path):
+    with ItemsWorker() as worker:
+        assert worker._proc is not None
+        os.kill(worker._proc.pid, signal.SIGKILL)
+        worker._proc.wait()
+        worker.ask(store, runs.careful, "max", _label(store, runs.careful))
+        with_worker = _page(store, runs.careful, tmp_path / "worker.html", worker)
+    assert worker.failure is not None and (
+        "exit status -9" in worker.failure or "could not be asked" in worker.failure
+    )
+    assert with_worker == _page(store, runs.careful, tmp_path / "here.html")
+
+
+def test_leaving_the_block_stops_a_worker_that_was_not_asked():
+    with ItemsWorker() as worker:
+        assert worker._proc is not None
+        proc = worker._proc
+    assert proc.returncode is not None  # stopped and reaped: no process is left behind
+    assert worker.failure == "stopped before it answered"
+    assert worker.result() is None
+
+
+def test_data_of_other_runs_are_not_used(runs: TwoRuns, store: Store):
+    """Item data built for one page (its runs and labels) are not taken by another."""
+    report = build_report(store, runs.careful)
+    [view] = page_runs([report])
+    relabelled = item_data(store, [(runs.careful, "another label", report.scores)])
+
+    class Source:
+        def result(self) -> ItemData | None:
+            return relabelled
+
+    assert page_items(store, [view], Source()) == _here(store, runs.careful)
+    assert page_items(store, [view], None) == _here(store, runs.careful)
