@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from skillmix.catalog.load import BUILTIN, load_catalog
 from skillmix.catalog.model import Skill
-from skillmix.protocol.naming import find_named_skill, naming_penalty
+from skillmix.protocol.naming import _inflections, _variants, find_named_skill, naming_penalty
+
+_BUILTIN = load_catalog([BUILTIN]).skills
 
 
 @pytest.mark.parametrize(
@@ -114,3 +119,47 @@ def test_a_form_glued_to_a_longer_word_is_not_found(form_words: list[str], glue:
 def test_never_raises_and_returns_a_slice(answer: str, forms: list[str]) -> None:
     found = find_named_skill(answer, forms)
     assert found is None or found in answer
+
+
+def _every_pattern(answer: str, forms: list[str]) -> str | None:
+    """`find_named_skill` without its needles: every variant's pattern, compiled."""
+    best = None
+    for form in forms:
+        for variant in _variants(form):
+            match = variant.pattern.search(answer) if variant.pattern else None
+            if match and (best is None or (match.start(), -match.end()) < best):
+                best = (match.start(), -match.end())
+    return None if best is None else answer[best[0] : -best[1]]
+
+
+def test_the_needles_never_hide_a_named_skill():
+    """Every inflected or derived form of every skill of the built-in catalog, in any
+    case, with either apostrophe, inside an answer: found as with every pattern compiled."""
+    checked = 0
+    for skill in _BUILTIN:
+        for form in skill.surface_forms:
+            last = re.split(r"[\s\-‐‑–]+", form.strip())[-1].lower()
+            head = form.strip()[: len(form.strip()) - len(last)]
+            for written in sorted(_inflections(last))[:12]:
+                named = head + written
+                for text in (named, named.upper(), named.replace("'", "’")):
+                    answer = f"So, {text}: it was there."
+                    expected = _every_pattern(answer, list(skill.surface_forms))
+                    assert find_named_skill(answer, skill.surface_forms) == expected
+                    checked += expected is not None
+    assert checked > 1000
+
+
+@given(st.text(max_size=120), st.sampled_from([f for s in _BUILTIN for f in s.surface_forms]))
+def test_the_needles_agree_with_every_pattern_on_any_text(answer: str, form: str) -> None:
+    assert find_named_skill(answer, [form]) == _every_pattern(answer, [form])
+    assert find_named_skill(answer + form.upper(), [form]) == _every_pattern(
+        answer + form.upper(), [form]
+    )
+
+
+def test_an_answer_without_the_needle_compiles_no_pattern():
+    form = "synecdoche (figure of speech)"
+    assert find_named_skill("Bees hum over the clover.", [form]) is None
+    assert all("pattern" not in vars(v) for v in _variants(form))  # never compiled
+    assert find_named_skill("A synecdochic hive.", [form]) == "synecdochic"

@@ -30,7 +30,7 @@ from skillmix.models.settings import Settings
 from skillmix.prompts.rubric import build_rubric
 from skillmix.protocol.differences import rules
 from skillmix.protocol.extract import extract_answer
-from skillmix.protocol.naming import compile_naming, naming_penalty, substring_naming
+from skillmix.protocol.naming import naming_penalty, substring_naming
 from skillmix.protocol.rubric_order import arrange, rubric_positions
 from skillmix.protocol.sentences import count_sentences
 from skillmix.protocol.verdicts import ParsedVerdict, parse_verdict, verdict_json_schema
@@ -230,7 +230,6 @@ class Engine:
         )
         for stage, total in self.totals.items():
             self.progress.total(stage, total)
-        compiling = asyncio.create_task(self._compile_naming(items))
         try:
             await self.pool.run(
                 units,
@@ -244,7 +243,6 @@ class Engine:
             self._set_status("stopped")
             raise
         finally:
-            compiling.cancel()
             await asyncio.gather(*(m.aclose() for m in self.models))
         self._set_status("done")
         retries: dict[str, int] = {}
@@ -254,16 +252,6 @@ class Engine:
         return RunResult(
             self.run_id, resumed, self.calls.stats, len(items), self.unparsed_rounds, retries
         )
-
-    async def _compile_naming(self, items: list[Item]) -> None:
-        """Compile the naming patterns of the run's skills, one skill per turn of the loop,
-        while the first requests are out. Compiled on first use instead, they held the
-        loop for over 100 ms just as the first answers came in, and every unit waited."""
-        if self.rules.naming_match == "substring":
-            return
-        for skill_id in dict.fromkeys(s for item in items for s in item.skill_ids):
-            compile_naming(self.catalog.skill(skill_id))
-            await asyncio.sleep(0)
 
     def _set_status(self, status: str) -> None:
         if not self.estimate:

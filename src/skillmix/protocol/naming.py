@@ -12,6 +12,7 @@ by spaces or hyphens ("red-herring", "ad-hominem").
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -53,8 +54,10 @@ def find_named_skill(answer: str, surface_forms: Sequence[str]) -> str | None:
     """
     best: re.Match[str] | None = None
     for form in surface_forms:
-        for pattern in _patterns(form):
-            match = pattern.search(answer)
+        for variant in _variants(form):
+            if variant.needle is not None and not variant.needle.search(answer):
+                continue  # cannot match: its pattern is not even compiled
+            match = variant.pattern.search(answer) if variant.pattern else None
             if match and (
                 best is None
                 or match.start() < best.start()
@@ -74,13 +77,6 @@ def naming_penalty(answer: str, skills: Sequence[Skill]) -> dict[str, str]:
     return named
 
 
-def compile_naming(skill: Skill) -> None:
-    """Compile the patterns `naming_penalty` uses for `skill` now rather than on first use
-    (a skill's forms take about a millisecond; a run's first answers would wait for all)."""
-    for form in skill.surface_forms:
-        _patterns(form)
-
-
 def substring_naming(answer: str, skills: Sequence[Skill]) -> dict[str, str]:
     """The published scripts' naming test (`--protocol paper`): skill id -> the text that
     names it, where a skill is named when its name, cut at its first "(" and lower-cased,
@@ -95,23 +91,66 @@ def substring_naming(answer: str, skills: Sequence[Skill]) -> dict[str, str]:
     return named
 
 
+class _Variant:
+    """A surface form as matched: its pattern, compiled on first use, and a needle.
+
+    Every match of the pattern contains the needle (matched the same way, ignoring case):
+    the first word as written when the form has several, else the start that all forms of
+    its last word share ("iron" for irony, ironic, ironies). A pattern takes about a
+    millisecond to compile, and a run's answers name few of its skills: an answer without
+    the needle is passed over without compiling the pattern at all.
+    """
+
+    def __init__(self, form: str):
+        self.form = form
+        words = _words(form)
+        first = words[0] if words else ""
+        if len(words) == 1 and _inflected(first):
+            start = _shared_start(_inflections(first.lower()))
+        else:
+            start = re.split(r"['’]", first)[0]
+        self.needle = re.compile(re.escape(start), re.IGNORECASE) if start else None
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        return _compile(self.form)
+
+
 @lru_cache(maxsize=4096)
-def _patterns(form: str) -> tuple[re.Pattern[str], ...]:
-    """Compiled patterns for a surface form, and for it without a parenthetical part."""
+def _variants(form: str) -> tuple[_Variant, ...]:
+    """A surface form, and the form without a parenthetical part."""
     variants = [form]
     without_parenthesis = re.sub(r"\s*\([^)]*\)\s*", " ", form).strip()
     if without_parenthesis and without_parenthesis != form.strip():
         variants.append(without_parenthesis)
-    return tuple(p for p in (_compile(v) for v in variants) if p is not None)
+    return tuple(_Variant(v) for v in variants)
+
+
+def _words(form: str) -> list[str]:
+    return [w for w in re.split(r"[\s\-‐‑–]+", form.strip()) if w]
+
+
+def _shared_start(words: set[str]) -> str:
+    """The longest start every one of `words` has."""
+    low, high = min(words), max(words)
+    n = 0
+    while n < min(len(low), len(high)) and low[n] == high[n]:
+        n += 1
+    return low[:n]
+
+
+def _inflected(word: str) -> bool:
+    """Whether a last word is matched in its inflected forms (else as written)."""
+    return bool(_WORD.fullmatch(word)) and "'" not in word and "’" not in word
 
 
 def _compile(form: str) -> re.Pattern[str] | None:
-    words = [w for w in re.split(r"[\s\-‐‑–]+", form.strip()) if w]
+    words = _words(form)
     if not words:
         return None
     parts = [_literal(w) for w in words[:-1]]
     last = words[-1]
-    if _WORD.fullmatch(last) and "'" not in last and "’" not in last:
+    if _inflected(last):
         forms = sorted(_inflections(last.lower()), key=len, reverse=True)
         parts.append("(?:" + "|".join(re.escape(f) for f in forms) + ")")
     else:
