@@ -65,8 +65,7 @@ class ItemsWorker:
 
     def ask(self, store: Store, run_id: str, aggregation: str, label: str) -> None:
         """Ask for the item data of `run_id` (a full id) as a page labels it `label`."""
-        location = store.url or str(store.path.absolute())
-        request = {"store": location, "run_id": run_id, "aggregation": aggregation}
+        request = {"store": store.address, "run_id": run_id, "aggregation": aggregation}
         self._send({**request, "label": label})
 
     def _send(self, request: dict[str, str]) -> None:

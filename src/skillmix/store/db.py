@@ -207,6 +207,12 @@ class Store:
             return sum(f.stat().st_size for f in files if f.exists())
         return int(self.db.execute("SELECT pg_database_size(current_database())").fetchone()[0])
 
+    @property
+    def address(self) -> str:
+        """What opens this store again: its file, or its PostgreSQL URL with the password
+        (not for printing: `location` is)."""
+        return self.url or str(self.path.absolute())
+
     def close(self) -> None:
         if not self.read_only:
             self._settle()
