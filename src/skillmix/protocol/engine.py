@@ -100,6 +100,10 @@ class Engine:
         self.judge_names = {
             id(model): name for name, model in zip(config.judges, judges, strict=True)
         }
+        # Seeds are drawn by the judge model, not by where it is served: moving a server
+        # (or a test's random port) must not change which samples a judge is asked for.
+        specs = {name: parse_spec(name) for name in config.judges}
+        self._judge_seed_names = {name: f"{s.provider}:{s.name}" for name, s in specs.items()}
         self.rules = rules(config.protocol)
         # What `rubric_positions` reads of the config, as a stored run holds it.
         self._order_settings = config.model_dump(include={"rubric_order", "seed", "protocol"})
@@ -361,11 +365,8 @@ class Engine:
             return
         judge_format = self._judge_format(judge)
         decoding = self.config.judge_decoding
-        # Seeded by the judge model, not by where it is served: moving a server (or a test's
-        # random port) must not change which samples a judge is asked for.
-        spec = parse_spec(judge_name)
         seed = derive_seed(
-            self.config.seed, item.id, gen_round, f"{spec.provider}:{spec.name}", "grade",
+            self.config.seed, item.id, gen_round, self._judge_seed_names[judge_name], "grade",
             grade_round,
         )  # fmt: skip
         keys: list[str] = []
