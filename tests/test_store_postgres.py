@@ -81,11 +81,13 @@ def test_every_command_works_on_a_postgresql_store(postgres, tmp_path: Path):
     url = postgres.new_database()
     with ScriptedServer(honest_policy) as server:
         spec = server.spec()
-        skillmix(*run_args(spec, url), "--out", "out", cwd=tmp_path)
+        first = skillmix(*run_args(spec, url), "--out", "out", cwd=tmp_path)
         sent = len(server.requests)
         again = skillmix(*run_args(spec, url), cwd=tmp_path)
         assert len(server.requests) == sent, "the cache on PostgreSQL answers a re-run"
         assert "0 sent" in again.stderr
+        # The page's item data came from the run's worker process, reading PostgreSQL too.
+        assert "item data were built here" not in first.stderr + again.stderr
         skillmix(
             "data", "sft", "--teacher", spec, "--judge", spec, "--k", "1", "--items", "3",
             "--store", url, "--out", str(tmp_path / "sft"), cwd=tmp_path,
