@@ -77,6 +77,12 @@ def test_a_worker_that_fails_says_why_and_the_page_builds_the_data(
     assert worker.failure is not None
     assert "exit status 1" in worker.failure and "no run 'run-not-there'" in worker.failure
 
+    with ItemsWorker() as worker:  # a worker that found another copy of skillmix says no
+        request = {"store": store.address, "run_id": runs.careful, "aggregation": "max"}
+        worker._send({**request, "label": "x", "package": "/elsewhere/skillmix"})
+        assert worker.result() is None
+    assert worker.failure is not None and "the command /elsewhere/skillmix" in worker.failure
+
     with ItemsWorker() as worker:  # asked for one run, the page is of another
         worker.ask(store, runs.careful, "max", "x")
         with_worker = _page(store, runs.sloppy, tmp_path / "worker.html", worker)

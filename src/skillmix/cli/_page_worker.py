@@ -31,6 +31,9 @@ from typing import TYPE_CHECKING
 
 import skillmix
 
+# The skillmix a process runs: a worker built by another copy could encode its data otherwise.
+_PACKAGE = str(Path(skillmix.__file__).resolve().parent)
+
 if TYPE_CHECKING:  # the report's modules: imported by the worker, not at the command's start
     from skillmix.report.html.view.items import ItemData
     from skillmix.store import Store
@@ -44,9 +47,6 @@ class ItemsWorker:
     """
 
     def __init__(self) -> None:
-        # The very skillmix this process runs, whatever the worker's sys.path would find.
-        source = str(Path(skillmix.__file__).resolve().parent.parent)
-        path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
         self.failure: str | None = None  # why the worker gave no data, when it did not
         self._proc: subprocess.Popen[bytes] | None = None
         # What it says if it fails (a traceback); closed with the worker (`_end`).
@@ -57,7 +57,6 @@ class ItemsWorker:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._errors,
-                env={**os.environ, "PYTHONPATH": path},
             )
         except OSError as err:  # no process to be had: the page builds its data itself
             self._errors.close()
@@ -66,7 +65,7 @@ class ItemsWorker:
     def ask(self, store: Store, run_id: str, aggregation: str, label: str) -> None:
         """Ask for the item data of `run_id` (a full id) as a page labels it `label`."""
         request = {"store": store.address, "run_id": run_id, "aggregation": aggregation}
-        self._send({**request, "label": label})
+        self._send({**request, "label": label, "package": _PACKAGE})
 
     def _send(self, request: dict[str, str]) -> None:
         if self._proc is None or self._proc.stdin is None:
@@ -148,6 +147,8 @@ def serve() -> None:
     if not line.strip():  # the command ended without asking
         return
     request = json.loads(line)
+    if request["package"] != _PACKAGE:  # its sys.path found another copy of skillmix
+        sys.exit(f"this worker runs {_PACKAGE}, the command {request['package']}")
     # A short-lived process: its objects go with it, so the cycle collector would only
     # walk them (about a tenth of its time on a large run).
     gc.disable()
