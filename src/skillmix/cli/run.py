@@ -110,7 +110,7 @@ def run(
         report = build_report(
             engine.store, result.run_id, cast(Aggregation, aggregation), settings=prepared.settings
         )
-        try:  # the files first: the skill analysis (for the table) runs beside the page
+        try:  # the files, then the table (its skill analysis is done by then)
             paths = write_report(report, Path(out) / result.run_id, engine.store, worker)
         finally:
             render_report(report, console)

@@ -14,9 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from markupsafe import Markup
 
 from skillmix.report.build import Report
 from skillmix.report.compare import leaderboard_from_reports
@@ -33,7 +30,7 @@ from skillmix.report.html.view import (
 from skillmix.report.html.view.agreement import AgreementBlock
 from skillmix.report.html.view.audit import AuditView
 from skillmix.report.html.view.common import METRIC_NAMES, page_runs
-from skillmix.report.html.view.items import ItemFilters, ItemSource
+from skillmix.report.html.view.items import ItemData, ItemSource
 from skillmix.report.html.view.overview import (
     Header,
     LeaderboardView,
@@ -70,8 +67,7 @@ class Page:
     audit: AuditView
     spread: list[SpreadBlock]
     usage: Usage
-    filters: ItemFilters
-    data: Markup  # the item records, encoded for the script
+    items: ItemData  # the item records, encoded for the script, and the browser's filters
 
 
 def page_view(
@@ -83,8 +79,8 @@ def page_view(
     board = leaderboard_from_reports(reports)
     # Built here, the item data go first: each report's skill analysis runs on its thread
     # meanwhile. Built by another process, they are waited for last.
-    data = None if item_source is not None else items.page_items(store, runs, None)
-    page: dict[str, Any] = dict(
+    local = None if item_source is not None else items.page_items(store, runs, None)
+    return Page(
         title="Skill-Mix report: " + ", ".join(r.label for r in runs),
         header=overview.header(runs),
         warnings=overview.warnings(runs, board),
@@ -101,6 +97,5 @@ def page_view(
         spread=spread.section(runs),
         usage=usage.section(runs),
         skill_analytics=skills.section(runs),  # waits for the skill analysis
+        items=local or items.page_items(store, runs, item_source),  # in this order
     )
-    data = data or items.page_items(store, runs, item_source)
-    return Page(**page, filters=data.filters, data=data.encoded)
