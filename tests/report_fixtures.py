@@ -29,6 +29,13 @@ from skillmix.store import Store
 MALICIOUS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
 OUTSIDE_URL = "http://evil.example/pixel.png"
 CAREFUL_MARK = "Carefully"
+TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC")
+
+
+def without_times(page: str) -> str:
+    """A page with its times as <time>: two renderings of the same runs differ only in the
+    minute each was made ("generated ...")."""
+    return TIME.sub("<time>", page)
 
 
 def _digest(*parts: object) -> int:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from report_fixtures import TwoRuns, two_student_runs
-from skillmix.cli._page_worker import ItemsWorker
+from report_fixtures import TwoRuns, two_student_runs, without_times
+from skillmix.cli._page_worker import WORKER_RECORDS, ItemsWorker, page_worker
+from skillmix.errors import InputError
 from skillmix.report.build import build_report
 from skillmix.report.html import write_page
-from skillmix.report.html.view.items import ItemData, item_data, page_items
 from skillmix.report.html.view.common import page_runs
+from skillmix.report.html.view.items import ItemData, item_data, page_items
 from skillmix.report.names import short_model
 from skillmix.scoring.results import score_run
 from skillmix.store import Store
@@ -45,8 +46,10 @@ def _here(store: Store, run_id: str) -> ItemData:
 
 
 def _page(store: Store, run_id: str, path: Path, worker: ItemsWorker | None = None) -> str:
+    """The page, its times written as <time> (it says when it was made, to the minute)."""
     report = build_report(store, run_id)
-    return write_page(store, [report], path, worker).read_text(encoding="utf-8")
+    page = write_page(store, [report], path, worker).read_text(encoding="utf-8")
+    return without_times(page)
 
 
 def test_the_worker_builds_what_the_page_would(runs: TwoRuns, store: Store, tmp_path: Path):
@@ -123,3 +126,19 @@ def test_data_of_other_runs_are_not_used(runs: TwoRuns, store: Store):
 
     assert page_items(store, [view], Source()) == _here(store, runs.careful)
     assert page_items(store, [view], None) == _here(store, runs.careful)
+
+
+def test_a_worker_is_started_for_large_runs_or_when_asked(monkeypatch: pytest.MonkeyPatch):
+    """Its imports and second scoring pay off on large runs only (and a model running in
+    the command wants the cores): `SKILLMIX_PAGE_WORKER` says on or off instead."""
+    monkeypatch.delenv("SKILLMIX_PAGE_WORKER", raising=False)
+    for records, started in ((6, False), (WORKER_RECORDS - 1, False), (WORKER_RECORDS, True)):
+        with page_worker(records) as worker:
+            assert (worker is not None) == started
+    for setting, started in (("on", True), ("off", False), (" AUTO ", False)):
+        monkeypatch.setenv("SKILLMIX_PAGE_WORKER", setting)
+        with page_worker(6 if setting != "off" else 10 * WORKER_RECORDS) as worker:
+            assert (worker is not None) == started
+    monkeypatch.setenv("SKILLMIX_PAGE_WORKER", "sometimes")
+    with pytest.raises(InputError, match="SKILLMIX_PAGE_WORKER is 'sometimes'"), page_worker(6):
+        pass

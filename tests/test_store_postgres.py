@@ -77,7 +77,10 @@ def test_passwords_are_never_printed():
 
 
 @pytest.mark.postgres
-def test_every_command_works_on_a_postgresql_store(postgres, tmp_path: Path):
+def test_every_command_works_on_a_postgresql_store(
+    postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SKILLMIX_PAGE_WORKER", "on")  # a run this small starts none of itself
     url = postgres.new_database()
     with ScriptedServer(honest_policy) as server:
         spec = server.spec()

@@ -12,12 +12,18 @@ The worker scores the run again from the store (it shares no memory with the com
 a connection of its own. It writes nothing: a worker that fails or is killed costs only
 time, because the page then builds the data itself (and `failure` says why).
 
+A worker pays for itself on large runs only (its imports and its second scoring are work
+too, and a model running in this process wants the cores), so `page_worker` starts one
+for runs of at least `WORKER_RECORDS` item records; `SKILLMIX_PAGE_WORKER=on` or `off`
+starts one always or never.
+
 The worker (`python -m skillmix.cli._page_worker`) reads one request, a JSON line, on its
 stdin, and writes its answer, pickled, on its stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -25,11 +31,13 @@ import pickle
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import skillmix
+from skillmix.errors import InputError
 
 # The skillmix a process runs: a worker built by another copy could encode its data otherwise.
 _PACKAGE = str(Path(skillmix.__file__).resolve().parent)
@@ -37,6 +45,25 @@ _PACKAGE = str(Path(skillmix.__file__).resolve().parent)
 if TYPE_CHECKING:  # the report's modules: imported by the worker, not at the command's start
     from skillmix.report.html.view.items import ItemData
     from skillmix.store import Store
+
+
+# Item records (items x generation rounds) from which a run starts a worker: about a tenth
+# of a second of the report's work on the machines measured (bench/README.md).
+WORKER_RECORDS = 1000
+
+
+@contextlib.contextmanager
+def page_worker(records: int) -> Iterator[ItemsWorker | None]:
+    """A worker for the page of a run of `records` item records, or None where one does not
+    pay (see the module); stopped on leaving the block if its data were not taken."""
+    setting = os.environ.get("SKILLMIX_PAGE_WORKER", "auto").strip().lower()
+    if setting not in ("auto", "on", "off"):
+        raise InputError(f"SKILLMIX_PAGE_WORKER is {setting!r}: set it to on, off or auto")
+    if setting == "off" or (setting == "auto" and records < WORKER_RECORDS):
+        yield None
+        return
+    with ItemsWorker() as worker:
+        yield worker
 
 
 class ItemsWorker:

@@ -21,7 +21,7 @@ from skillmix.cli._common import (
     run_job,
     run_options,
 )
-from skillmix.cli._page_worker import ItemsWorker
+from skillmix.cli._page_worker import page_worker
 from skillmix.terminal import escaped
 
 # What the report imports, loaded while the run waits for answers (`run_job`): its modules,
@@ -91,7 +91,8 @@ def run(
         f"{escaped(engine.templates.version_id)}, store {escaped(engine.store.location)}",
         highlight=False,
     )
-    with ItemsWorker() as worker:  # the page's item data, on the other core (see there)
+    records = len(config.k) * config.items * config.generation_rounds
+    with page_worker(records) as worker:  # the page's item data, on the other core
         result = run_job(
             engine.run(), progress, lambda: engine.calls.stats, meanwhile=REPORT_MODULES
         )
@@ -99,7 +100,8 @@ def run(
         from skillmix.report.names import short_model
         from skillmix.scoring.metrics import Aggregation
 
-        worker.ask(engine.store, result.run_id, aggregation, short_model(config.student))
+        if worker is not None:
+            worker.ask(engine.store, result.run_id, aggregation, short_model(config.student))
         print_usage(result.stats, "this invocation")
         if result.retries:
             err_console.print(
@@ -114,7 +116,7 @@ def run(
             paths = write_report(report, Path(out) / result.run_id, engine.store, worker)
         finally:
             render_report(report, console)
-        if worker.failure:  # the page is whole all the same: it built its item data itself
+        if worker is not None and worker.failure:  # the page is whole all the same
             err_console.print(
                 f"[dim]note: the page's item data were built here ({escaped(worker.failure)})[/]",
                 highlight=False,
