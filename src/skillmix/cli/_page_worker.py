@@ -91,8 +91,15 @@ class ItemsWorker:
 
     def ask(self, store: Store, run_id: str, aggregation: str, label: str) -> None:
         """Ask for the item data of `run_id` (a full id) as a page labels it `label`."""
-        request = {"store": store.address, "run_id": run_id, "aggregation": aggregation}
-        self._send({**request, "label": label, "package": _PACKAGE})
+        self._send(
+            {
+                "store": store.address,
+                "run_id": run_id,
+                "aggregation": aggregation,
+                "label": label,
+                "package": _PACKAGE,
+            }
+        )
 
     def _send(self, request: dict[str, str]) -> None:
         if self._proc is None or self._proc.stdin is None:

@@ -12,10 +12,9 @@ by spaces or hyphens ("red-herring", "ad-hominem").
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from skillmix.catalog.model import Skill
 
@@ -111,7 +110,7 @@ class _Variant:
             start = re.split(r"['’]", first)[0]
         self.needle = re.compile(re.escape(start), re.IGNORECASE) if start else None
 
-    @functools.cached_property
+    @cached_property
     def pattern(self) -> re.Pattern[str] | None:
         return _compile(self.form)
 
