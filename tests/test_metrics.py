@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from skillmix.catalog.load import load_catalog
 from skillmix.config import RunConfig
+from skillmix.errors import InputError
 from skillmix.scoring.metrics import (
     Scores,
     aggregate_generations,
@@ -122,6 +123,19 @@ def test_aggregation_rules():
     assert aggregate_generations(gens, "mean").as_tuple() == pytest.approx((1 / 3, 2 / 3, 5 / 18))
     assert aggregate_generations(gens, "best") == Scores(1, 1, 1 / 3)
     assert aggregate_generations([None], "max") is None
+    for rule in ("max", "mean", "best"):  # a lone scored text: its scores, under every rule
+        assert aggregate_generations([None, Scores(0, 1, 0.5)], rule) == Scores(0, 1, 0.5)
+    with pytest.raises(InputError, match="unknown aggregation rule 'median'"):
+        aggregate_generations([Scores(0, 1, 0.5)], "median")  # type: ignore[arg-type]
+
+
+def test_decided_criteria_come_in_one_order_whatever_the_rounds():
+    """Records (and the page) list a decision's criteria in sorted order, with one grading
+    round as with several."""
+    one = majority_vote([{"z": 1, "a": 0.5, "m": 0.75}])
+    assert one is not None and list(one) == ["a", "m", "z"] and one == {"a": 0, "m": 1, "z": 1}
+    two = majority_vote([{"z": 1, "a": 0.5, "m": 0.75}, None, {"m": 1, "z": 1, "a": 0.5}])
+    assert two is not None and list(two) == list(one) and two == one
 
 
 def test_bootstrap_interval_contains_mean_and_is_reproducible():

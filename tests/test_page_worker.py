@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from report_fixtures import TwoRuns, two_student_runs, without_times
-from skillmix.cli._page_worker import WORKER_RECORDS, ItemsWorker, page_worker
+from skillmix.cli._page_worker import _WAITING, WORKER_RECORDS, ItemsWorker, _Lines, page_worker
 from skillmix.errors import InputError
 from skillmix.report.build import build_report
 from skillmix.report.html import write_page
@@ -71,6 +71,38 @@ def test_the_worker_builds_what_the_page_would(runs: TwoRuns, store: Store, tmp_
     assert with_worker == _page(store, run_id, tmp_path / "here.html")
 
 
+def test_a_worker_that_follows_a_run_reads_its_texts_before_it_is_asked(
+    runs: TwoRuns, store: Store
+):
+    """Following a run, the worker reads the texts of its calls before it waits (so even
+    when asked at once) and after each wait; asked for this run or another, its data are
+    those the page would build."""
+    for followed, asked in ((runs.sloppy, runs.sloppy), (runs.careful, runs.sloppy)):
+        with ItemsWorker() as worker:
+            worker.follow(store, followed)
+            worker.ask(store, asked, "max", _label(store, asked))
+            built = worker.result()
+        assert worker.failure is None
+        assert worker.followed == len(store.call_texts(followed)) > 0
+        assert built == _here(store, asked)
+
+
+def test_request_lines_are_read_whole_and_waited_for_in_time():
+    read_end, write_end = os.pipe()
+    lines = _Lines(read_end)
+    try:
+        assert lines.next(timeout=0) is _WAITING
+        os.write(write_end, b'{"follow": 1}\n{"ask"')  # two requests, the second torn
+        assert lines.next(timeout=0) == {"follow": 1}
+        assert lines.next(timeout=0) is _WAITING
+        os.write(write_end, b": 2}\n")
+        assert lines.next() == {"ask": 2}
+        os.close(write_end)
+        assert lines.next() is None  # the command closed its end
+    finally:
+        os.close(read_end)
+
+
 def test_a_worker_that_fails_says_why_and_the_page_builds_the_data(
     runs: TwoRuns, store: Store, tmp_path: Path
 ):
@@ -82,7 +114,7 @@ def test_a_worker_that_fails_says_why_and_the_page_builds_the_data(
 
     with ItemsWorker() as worker:  # a worker that found another copy of skillmix says no
         request = {"store": store.address, "run_id": runs.careful, "aggregation": "max"}
-        worker._send({**request, "label": "x", "package": "/elsewhere/skillmix"})
+        worker._send({**request, "label": "x", "package": "/elsewhere/skillmix"}, last=True)
         assert worker.result() is None
     assert worker.failure is not None and "the command /elsewhere/skillmix" in worker.failure
 

@@ -28,7 +28,7 @@ import pytest
 
 from conftest import canonical, sigkill_at_request, skillmix
 from scripted_server import Reply, ScriptedServer, honest_policy
-from skillmix.store import RunLeased, Store, StoreError, StoreWriteError
+from skillmix.store import CallRecord, RunLeased, Store, StoreError, StoreWriteError, db
 from skillmix.store.journal import side_file
 from skillmix.store.lease import LeaseHolder, RunLease
 from skillmix.store.schema import SCHEMA_VERSION
@@ -321,6 +321,41 @@ def test_one_bad_value_does_not_poison_its_batch(store_at):
     assert store.repaired_texts == 1
     assert [g["answer"] for g in store.generations("run")] == ["broken \ufffd text"]
     assert {r[0] for r in store.db.execute("SELECT key FROM run_calls")} == {"good-1", "good-2"}
+
+
+def test_call_texts_leave_out_what_the_reader_has(store_at, monkeypatch: pytest.MonkeyPatch):
+    """A reader following a run (the page worker) reads each text once: `have` leaves out
+    what it read before, the rest comes in chunks of keys, and a call not yet committed
+    counts too."""
+    monkeypatch.setattr(db, "_KEYS_PER_QUERY", 2)  # chunks of 2 keys: 3 queries for 5
+    store = Store(store_at())
+
+    def call(n: int) -> CallRecord:
+        messages = [
+            {"role": "user", "content": f"task {n}"},
+            {"role": "user", "content": f"now {n}"},
+        ]
+        return CallRecord(
+            f"key-{n}", "openai", "m", "student", messages, {}, f"reply {n}", 3, 2, "", "stop", 0.1
+        )
+
+    async def work() -> None:
+        with store.group_commits():
+            for n in range(8):
+                store.put_call(call(n))
+                store.record_use("run", f"key-{n}", "student", True)
+            await store.committed()
+            store.put_call(call(8))  # pending: not committed yet
+            store.record_use("run", "key-8", "student", True)
+            every = store.call_texts("run")
+            assert every == {f"key-{n}": (f"now {n}", f"reply {n}") for n in range(9)}
+            have = {k: every[k] for k in ("key-0", "key-3", "key-6")}
+            rest = store.call_texts("run", have=have)
+            assert rest.keys() == every.keys() - have.keys()
+            assert {**have, **rest} == every
+
+    asyncio.run(work())
+    assert store.call_texts("other run") == {}
 
 
 # --- 3. two processes on one run --------------------------------------------------------------

@@ -4,9 +4,11 @@ The item records of a page (every prompt, reply and verdict of a run, encoded fo
 script) are the largest part of writing a report: about half of it for a 4,352-item run.
 They need nothing but the store and the run's scores, so `skillmix run` starts this worker
 when its run starts: the worker imports what it needs while the run waits for answers,
-then waits itself. When the run is over, the command asks it for the run's item data and
-builds the rest of the report meanwhile, on the other core; the page then takes the
-worker's data (`write_report(..., item_source=worker)`).
+then follows the run: every `FOLLOW_INTERVAL_S` it reads the texts of the calls the run has
+stored since (a stored call never changes), the largest read of the page's data. When the
+run is over, the command asks it for the run's item data and builds the rest of the report
+meanwhile, on the other core; the page then takes the worker's data (`write_report(...,
+item_source=worker)`).
 
 The worker scores the run again from the store (it shares no memory with the command), on
 a connection of its own. It writes nothing: a worker that fails or is killed costs only
@@ -17,8 +19,9 @@ too, and a model running in this process wants the cores), so `page_worker` star
 for runs of at least `WORKER_RECORDS` item records; `SKILLMIX_PAGE_WORKER=on` or `off`
 starts one always or never.
 
-The worker (`python -m skillmix.cli._page_worker`) reads one request, a JSON line, on its
-stdin, and writes its answer, pickled, on its stdout.
+The worker (`python -m skillmix.cli._page_worker`) reads JSON lines on its stdin: at most
+one `follow` request (which run to follow, in which store), then the request for the data,
+and writes its answer, pickled, on its stdout.
 """
 
 from __future__ import annotations
@@ -28,13 +31,14 @@ import gc
 import json
 import os
 import pickle
+import select
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import skillmix
 from skillmix.errors import InputError
@@ -50,6 +54,10 @@ if TYPE_CHECKING:  # the report's modules: imported by the worker, not at the co
 # Item records (items x generation rounds) from which a run starts a worker: about a tenth
 # of a second of the report's work on the machines measured (bench/README.md).
 WORKER_RECORDS = 1000
+
+# How often a worker following a run reads the calls stored since (seconds): each read
+# lists the run's call keys again, a few milliseconds on the other core.
+FOLLOW_INTERVAL_S = 0.5
 
 
 @contextlib.contextmanager
@@ -75,6 +83,8 @@ class ItemsWorker:
 
     def __init__(self) -> None:
         self.failure: str | None = None  # why the worker gave no data, when it did not
+        # How many call texts it had read while following the run, when it answered.
+        self.followed: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         # What it says if it fails (a traceback); closed with the worker (`_end`).
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115
@@ -89,6 +99,10 @@ class ItemsWorker:
             self._errors.close()
             self.failure = f"cannot start: {err}"
 
+    def follow(self, store: Store, run_id: str) -> None:
+        """Read the texts of `run_id`'s calls (a full id) while it runs, until `ask`."""
+        self._send({"follow": {"store": store.address, "run_id": run_id}}, last=False)
+
     def ask(self, store: Store, run_id: str, aggregation: str, label: str) -> None:
         """Ask for the item data of `run_id` (a full id) as a page labels it `label`."""
         self._send(
@@ -98,15 +112,19 @@ class ItemsWorker:
                 "aggregation": aggregation,
                 "label": label,
                 "package": _PACKAGE,
-            }
+            },
+            last=True,
         )
 
-    def _send(self, request: dict[str, str]) -> None:
-        if self._proc is None or self._proc.stdin is None:
+    def _send(self, request: dict[str, object], *, last: bool) -> None:
+        if self._proc is None or self._proc.stdin is None or self._proc.stdin.closed:
             return
         try:
             self._proc.stdin.write(json.dumps(request).encode() + b"\n")
-            self._proc.stdin.close()
+            if last:
+                self._proc.stdin.close()
+            else:
+                self._proc.stdin.flush()
         except OSError as err:  # it has already died: `result` says so
             self.failure = f"the worker could not be asked: {err}"
 
@@ -134,13 +152,15 @@ class ItemsWorker:
         from skillmix.report.html.view.items import ItemData
 
         try:
-            data = pickle.loads(out)
+            answer = pickle.loads(out)
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:  # truncated
             self.failure = f"unreadable answer: {exc}"
             return None
-        if isinstance(data, ItemData):
-            return data
-        self.failure = f"unexpected answer: {type(data).__name__}"
+        match answer:
+            case (ItemData() as data, int(followed)):
+                self.followed = followed
+                return data
+        self.failure = f"unexpected answer: {type(answer).__name__}"
         return None
 
     def close(self) -> None:
@@ -171,16 +191,28 @@ class ItemsWorker:
 
 
 def serve() -> None:
-    """The worker: import what it needs (while the run goes on), wait for the request,
-    answer it on stdout, exit."""
+    """The worker: import what it needs (while the run goes on), follow the run if asked
+    to, wait for the request, answer it on stdout, exit."""
     from skillmix.report.html.view.items import item_data
     from skillmix.scoring.results import score_run
     from skillmix.store import Store
 
-    line = sys.stdin.buffer.readline()
-    if not line.strip():  # the command ended without asking
+    lines = _Lines(sys.stdin.fileno())
+    request = lines.next()
+    texts: dict[str, tuple[str, str]] = {}
+    if request is not None and "follow" in request:
+        followed = Store(request["follow"]["store"], read_only=True)
+        run_id = request["follow"]["run_id"]
+        try:  # read first, then wait: a worker asked at once has read once all the same
+            while True:
+                texts.update(followed.call_texts(run_id, have=texts))
+                if (request := lines.next(timeout=FOLLOW_INTERVAL_S)) is not _WAITING:
+                    break
+        finally:
+            followed.close()
+    followed_texts = len(texts)
+    if request is None:  # the command ended without asking
         return
-    request = json.loads(line)
     if request["package"] != _PACKAGE:  # its sys.path found another copy of skillmix
         sys.exit(f"this worker runs {_PACKAGE}, the command {request['package']}")
     # A short-lived process: its objects go with it, so the cycle collector would only
@@ -189,12 +221,40 @@ def serve() -> None:
     store = Store(request["store"], read_only=True)
     try:
         scores = score_run(store, request["run_id"], request["aggregation"])
-        data = item_data(store, [(scores.run["id"], request["label"], scores)])
+        run_id = scores.run["id"]
+        texts.update(store.call_texts(run_id, have=texts))
+        data = item_data(store, [(run_id, request["label"], scores)], texts)
     finally:
         store.close()
-    pickle.dump(data, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickle.dump((data, followed_texts), sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
     sys.stdout.buffer.flush()
     os._exit(0)  # without freeing the records one by one
+
+
+_WAITING: dict[str, Any] = {}  # `_Lines.next`: no line came in time
+
+
+class _Lines:
+    """JSON lines from a file descriptor, each awaited for a time or for ever."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = bytearray()
+        self._ended = False
+
+    def next(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next request; `_WAITING` if none came within `timeout` seconds; None at the
+        end of the input (the command closed it, or ended)."""
+        while b"\n" not in self._buffer and not self._ended:
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+            if not ready:
+                return _WAITING
+            chunk = os.read(self._fd, 1 << 16)
+            self._ended = not chunk
+            self._buffer += chunk
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer[:] = rest
+        return json.loads(line) if line.strip() else None
 
 
 if __name__ == "__main__":

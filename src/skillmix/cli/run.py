@@ -93,6 +93,8 @@ def run(
     )
     records = len(config.k) * config.items * config.generation_rounds
     with page_worker(records) as worker:  # the page's item data, on the other core
+        if worker is not None:
+            worker.follow(engine.store, engine.run_id)
         result = run_job(
             engine.run(), progress, lambda: engine.calls.stats, meanwhile=REPORT_MODULES
         )

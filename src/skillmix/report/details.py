@@ -3,6 +3,7 @@ app and exports. Reads only the store."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from skillmix.prompts.rubric import build_rubric
@@ -10,9 +11,14 @@ from skillmix.scoring.results import RunRows, RunScores
 from skillmix.store import GradeRow, Store
 
 
-def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
+def item_details(
+    store: Store, scores: RunScores, texts: Mapping[str, tuple[str, str]] | None = None
+) -> list[dict[str, Any]]:
     """One record per (item, generation round), with the task, both turns, the answer and
-    every judge's grading rounds and decided verdicts. JSON-serialisable."""
+    every judge's grading rounds and decided verdicts. JSON-serialisable.
+
+    `texts`: the run's call texts (`Store.call_texts`) when the caller has read them.
+    """
     run_id = scores.run["id"]
     catalog = scores.catalog
     rows = scores.rows or RunRows(
@@ -24,7 +30,8 @@ def item_details(store: Store, scores: RunScores) -> list[dict[str, Any]]:
         grades.setdefault((g["item_id"], g["gen_round"]), []).append(g)
     decided = {(r.item_id, g.gen_round, r.judge): g for r in scores.items for g in r.generations}
     judge_names = scores.judges  # a property that walks every item: once, not per item
-    texts = store.call_texts(run_id)
+    if texts is None:
+        texts = store.call_texts(run_id)
 
     def call_text(key: str) -> tuple[str, str] | None:
         if key in texts:

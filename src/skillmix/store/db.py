@@ -24,7 +24,7 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from operator import itemgetter
 from pathlib import Path
@@ -82,6 +82,9 @@ from skillmix.store.schema import (
 from skillmix.store.text import has_lone_surrogates, repair_text
 
 T = TypeVar("T")
+# Keys per `IN (...)` query: well under the least limit on parameters (999, older SQLite).
+_KEYS_PER_QUERY = 500
+
 _CALL_INSERT = "INSERT OR IGNORE INTO calls "
 
 
@@ -580,9 +583,14 @@ class Store:
             )
         )
 
-    def items(self, run_id: str) -> list[ItemRow]:
+    def items(self, run_id: str, limit: int | None = None) -> list[ItemRow]:
+        """The run's items by k and position; the first `limit` of them when given."""
         rows = _records(
-            self.db.execute("SELECT * FROM items WHERE run_id = ? ORDER BY k, position", (run_id,))
+            self.db.execute(
+                "SELECT * FROM items WHERE run_id = ? ORDER BY k, position"
+                + ("" if limit is None else " LIMIT ?"),
+                (run_id,) if limit is None else (run_id, limit),
+            )
         )
         for r in rows:
             r["skill_ids"] = _loads(r["skill_ids"])
@@ -597,26 +605,45 @@ class Store:
         row = self.db.execute("SELECT * FROM calls WHERE key = ?", (key,)).fetchone()
         return None if row is None else _call_record(row)
 
-    def call_texts(self, run_id: str) -> dict[str, tuple[str, str]]:
+    def call_texts(
+        self, run_id: str, have: Container[str] = frozenset()
+    ) -> dict[str, tuple[str, str]]:
         """Key -> (the last message's text, the response) of every call the run used.
 
         One query for the whole run (a report shows the prompt and reply of every item), with
         the last message picked out by SQLite rather than decoding each conversation here. A
         call the run used without a `run_calls` row is not in it: read it with `get_call`.
+
+        `have`: keys the caller read before (a stored call never changes), left out; the
+        others are read by key, so that a reader following a run reads each text once.
         """
         last = (
-            "json_extract(c.messages, '$[#-1].content')"
+            "json_extract(messages, '$[#-1].content')"
             if self.db.dialect == "sqlite"
-            else "(c.messages::jsonb -> -1 ->> 'content')"
+            else "(messages::jsonb -> -1 ->> 'content')"
         )
-        rows = self.db.execute(
-            f"SELECT c.key, {last}, c.response "
-            "FROM run_calls rc JOIN calls c ON c.key = rc.key WHERE rc.run_id = ?",
-            (run_id,),
-        )
-        texts = {key: (prompt or "", response) for key, prompt, response in rows}
+        if not have:
+            rows = self.db.execute(
+                f"SELECT c.key, {last.replace('messages', 'c.messages')}, c.response "
+                "FROM run_calls rc JOIN calls c ON c.key = rc.key WHERE rc.run_id = ?",
+                (run_id,),
+            )
+            texts = {key: (prompt or "", response) for key, prompt, response in rows}
+        else:
+            used = self.db.execute("SELECT key FROM run_calls WHERE run_id = ?", (run_id,))
+            new = [key for (key,) in used if key not in have]
+            texts = {}
+            for start in range(0, len(new), _KEYS_PER_QUERY):
+                chunk = new[start : start + _KEYS_PER_QUERY]
+                rows = self.db.execute(
+                    f"SELECT key, {last}, response FROM calls "
+                    f"WHERE key IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+                texts.update((key, (prompt or "", response)) for key, prompt, response in rows)
         for key, record in self._pending_calls.items():
-            texts.setdefault(key, (record.messages[-1]["content"], record.response))
+            if key not in have:
+                texts.setdefault(key, (record.messages[-1]["content"], record.response))
         return texts
 
     def put_call(self, record: CallRecord) -> None:

@@ -387,7 +387,7 @@ def check_rubric_order(ctx: Context) -> Outcome:
     designs: dict[str, Design] = defaultdict(Design)
     shuffled = 0
     for run in ctx.runs:
-        first = next(iter(run.items.values()), None)
+        first = run.first_item
         judges = run.judges
         if first is None or not judges or ctx.positions(run.config, first, 0, judges[0], 0) is None:
             continue

@@ -88,6 +88,13 @@ class AuditRun:
         return {item["item_id"]: item for item in self.store.items(self.id)}
 
     @cached_property
+    def first_item(self) -> ItemRow | None:
+        """The run's first item (read alone: a check may need no other)."""
+        if "items" in self.__dict__:
+            return next(iter(self.items.values()), None)
+        return next(iter(self.store.items(self.id, limit=1)), None)
+
+    @cached_property
     def humans(self) -> dict[tuple[str, int, str], int]:
         return human_majority(self.store.human_verdicts(self.id))
 

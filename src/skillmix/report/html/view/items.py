@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,8 +50,13 @@ def page_items(store: Store, runs: Sequence[RunView], source: ItemSource | None)
     return item_data(store, [(r.run["id"], r.label, r.report.scores) for r in runs])
 
 
-def item_data(store: Store, runs: Sequence[tuple[str, str, RunScores]]) -> ItemData:
-    """Every item record of every run (id, label, scores), for the page's script.
+def item_data(
+    store: Store,
+    runs: Sequence[tuple[str, str, RunScores]],
+    texts: Mapping[str, tuple[str, str]] | None = None,
+) -> ItemData:
+    """Every item record of every run (id, label, scores), for the page's script; `texts`:
+    the runs' call texts (`Store.call_texts`) when the caller has read them.
 
     Each skill is written once, in `skills`, and items name theirs by key: a skill's
     definition and example would otherwise be repeated in every item that uses it (a
@@ -63,7 +68,7 @@ def item_data(store: Store, runs: Sequence[tuple[str, str, RunScores]]) -> ItemD
     skills: dict[str, dict[str, Any]] = {}
     for run_id, label, scores in runs:
         labels.append({"id": run_id, "label": label})
-        for record in item_details(store, scores):
+        for record in item_details(store, scores, texts):
             for j in record["judges"]:
                 j["judge"] = display_model(j["judge"])
                 if j["judge"] not in judges:
