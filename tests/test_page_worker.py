@@ -72,7 +72,7 @@ def test_the_worker_builds_what_the_page_would(runs: TwoRuns, store: Store, tmp_
 
 
 def test_a_worker_that_follows_a_run_reads_its_texts_before_it_is_asked(
-    runs: TwoRuns, store: Store
+    runs: TwoRuns, store: Store, tmp_path: Path
 ):
     """Following a run, the worker reads the texts of its calls before it waits (so even
     when asked at once) and after each wait; asked for this run or another, its data are
@@ -85,6 +85,16 @@ def test_a_worker_that_follows_a_run_reads_its_texts_before_it_is_asked(
         assert worker.failure is None
         assert worker.followed == len(store.call_texts(followed)) > 0
         assert built == _here(store, asked)
+
+    # Reading ahead only saves time: a worker that cannot read the run it follows (here
+    # its store is not there) reads everything when asked, as one that never followed.
+    with ItemsWorker() as worker:
+        missing = {"store": str(tmp_path / "missing.sqlite"), "run_id": runs.sloppy}
+        worker._send({"follow": missing}, last=False)
+        worker.ask(store, runs.sloppy, "max", _label(store, runs.sloppy))
+        built = worker.result()
+    assert worker.failure is None and worker.followed == 0
+    assert built == _here(store, runs.sloppy)
 
 
 def test_request_lines_are_read_whole_and_waited_for_in_time():

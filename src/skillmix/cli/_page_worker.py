@@ -201,15 +201,7 @@ def serve() -> None:
     request = lines.next()
     texts: dict[str, tuple[str, str]] = {}
     if request is not None and "follow" in request:
-        followed = Store(request["follow"]["store"], read_only=True)
-        run_id = request["follow"]["run_id"]
-        try:  # read first, then wait: a worker asked at once has read once all the same
-            while True:
-                texts.update(followed.call_texts(run_id, have=texts))
-                if (request := lines.next(timeout=FOLLOW_INTERVAL_S)) is not _WAITING:
-                    break
-        finally:
-            followed.close()
+        request = _follow(request["follow"], lines, texts)
     followed_texts = len(texts)
     if request is None:  # the command ended without asking
         return
@@ -229,6 +221,35 @@ def serve() -> None:
     pickle.dump((data, followed_texts), sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
     sys.stdout.buffer.flush()
     os._exit(0)  # without freeing the records one by one
+
+
+def _follow(
+    follow: dict[str, str], lines: _Lines, texts: dict[str, tuple[str, str]]
+) -> dict[str, Any] | None:
+    """Read the texts of the followed run's calls into `texts` until the next request
+    comes (returned): first at once (a worker asked at once has read once all the same),
+    then after every `FOLLOW_INTERVAL_S` without one.
+
+    Reading ahead only saves time: a read that fails ends it, and the request is served
+    as if nothing had been read since (its own reads say what is wrong, if anything is).
+    """
+    from skillmix.store import Store
+
+    try:
+        store = Store(follow["store"], read_only=True)
+    except Exception:  # reading ahead failed: wait for the request without it
+        return lines.next()
+    try:
+        while True:
+            try:
+                texts.update(store.call_texts(follow["run_id"], have=texts))
+            except Exception:  # likewise
+                return lines.next()
+            if (request := lines.next(timeout=FOLLOW_INTERVAL_S)) is not _WAITING:
+                return request
+    finally:
+        with contextlib.suppress(Exception):
+            store.close()
 
 
 _WAITING: dict[str, Any] = {}  # `_Lines.next`: no line came in time
