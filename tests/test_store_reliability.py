@@ -353,6 +353,17 @@ def test_call_texts_leave_out_what_the_reader_has(store_at, monkeypatch: pytest.
             rest = store.call_texts("run", have=have)
             assert rest.keys() == every.keys() - have.keys()
             assert {**have, **rest} == every
+            # Following on SQLite: what was committed after a ledger row, by row number.
+            after = store.call_texts_after("run", 0)
+            if store_at.backend == "postgresql":
+                assert after is None  # no row numbers: a reader uses `have`
+                return
+            assert after is not None
+            committed, row = after
+            assert committed == {k: v for k, v in every.items() if k != "key-8"}
+            assert store.call_texts_after("run", row) == ({}, row)
+            await store.committed()
+            assert store.call_texts_after("run", row) == ({"key-8": every["key-8"]}, row + 1)
 
     asyncio.run(work())
     assert store.call_texts("other run") == {}

@@ -239,10 +239,16 @@ def _follow(
         store = Store(follow["store"], read_only=True)
     except Exception:  # reading ahead failed: wait for the request without it
         return lines.next()
+    run_id, row = follow["run_id"], 0
     try:
         while True:
             try:
-                texts.update(store.call_texts(follow["run_id"], have=texts))
+                after = store.call_texts_after(run_id, row)  # on SQLite: the new rows only
+                if after is None:
+                    texts.update(store.call_texts(run_id, have=texts))
+                else:
+                    new, row = after
+                    texts.update(new)
             except Exception:  # likewise
                 return lines.next()
             if (request := lines.next(timeout=FOLLOW_INTERVAL_S)) is not _WAITING:

@@ -611,20 +611,16 @@ class Store:
         """Key -> (the last message's text, the response) of every call the run used.
 
         One query for the whole run (a report shows the prompt and reply of every item), with
-        the last message picked out by SQLite rather than decoding each conversation here. A
-        call the run used without a `run_calls` row is not in it: read it with `get_call`.
+        the last message picked out by the database rather than decoding each conversation
+        here. A call the run used without a `run_calls` row is not in it: read it with
+        `get_call`.
 
         `have`: keys the caller read before (a stored call never changes), left out; the
         others are read by key, so that a reader following a run reads each text once.
         """
-        last = (
-            "json_extract(messages, '$[#-1].content')"
-            if self.db.dialect == "sqlite"
-            else "(messages::jsonb -> -1 ->> 'content')"
-        )
         if not have:
             rows = self.db.execute(
-                f"SELECT c.key, {last.replace('messages', 'c.messages')}, c.response "
+                f"SELECT c.key, {self._last_message('c.messages')}, c.response "
                 "FROM run_calls rc JOIN calls c ON c.key = rc.key WHERE rc.run_id = ?",
                 (run_id,),
             )
@@ -636,7 +632,7 @@ class Store:
             for start in range(0, len(new), _KEYS_PER_QUERY):
                 chunk = new[start : start + _KEYS_PER_QUERY]
                 rows = self.db.execute(
-                    f"SELECT key, {last}, response FROM calls "
+                    f"SELECT key, {self._last_message('messages')}, response FROM calls "
                     f"WHERE key IN ({', '.join('?' * len(chunk))})",
                     chunk,
                 )
@@ -645,6 +641,34 @@ class Store:
             if key not in have:
                 texts.setdefault(key, (record.messages[-1]["content"], record.response))
         return texts
+
+    def call_texts_after(
+        self, run_id: str, row: int
+    ) -> tuple[dict[str, tuple[str, str]], int] | None:
+        """The texts (as `call_texts`) of the calls the run's ledger committed after its row
+        `row` (0 at first), and the last row read: how a reader following a run on SQLite,
+        which numbers rows as they come, reads only what is new. None on PostgreSQL, which
+        does not: there, `call_texts(run_id, have=...)`.
+
+        A shortcut for a reader, not a complete list (SQLite may give a new row the number
+        of a deleted last one): read what it missed with `call_texts(run_id, have=...)`.
+        """
+        if self.db.dialect != "sqlite":
+            return None
+        rows = self.db.execute(
+            f"SELECT rc.rowid, c.key, {self._last_message('c.messages')}, c.response "
+            "FROM run_calls rc JOIN calls c ON c.key = rc.key "
+            "WHERE rc.run_id = ? AND rc.rowid > ?",
+            (run_id, row),
+        ).fetchall()
+        texts = {key: (prompt or "", response) for _, key, prompt, response in rows}
+        return texts, max((r[0] for r in rows), default=row)
+
+    def _last_message(self, column: str) -> str:
+        """SQL for the text of the last message in a `messages` column."""
+        if self.db.dialect == "sqlite":
+            return f"json_extract({column}, '$[#-1].content')"
+        return f"({column}::jsonb -> -1 ->> 'content')"
 
     def put_call(self, record: CallRecord) -> None:
         """Store a model call; the first answer stored for a key is the one that counts."""
