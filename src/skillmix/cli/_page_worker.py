@@ -32,6 +32,7 @@ import json
 import os
 import pickle
 import select
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import skillmix
-from skillmix.errors import InputError
+from skillmix.errors import InputError, SkillmixError
 
 # The skillmix a process runs: a worker built by another copy could encode its data otherwise.
 _PACKAGE = str(Path(skillmix.__file__).resolve().parent)
@@ -238,7 +239,7 @@ def _follow(
 
     try:
         store = Store(follow["store"], read_only=True)
-    except Exception:  # reading ahead failed: wait for the request without it
+    except _READ_ERRORS:  # reading ahead failed: wait for the request without it
         return lines.next()
     run_id, row = follow["run_id"], 0
     try:
@@ -250,14 +251,18 @@ def _follow(
                 else:
                     new, row = after
                     texts.update(new)
-            except Exception:  # likewise
+            except _READ_ERRORS:  # likewise
                 return lines.next()
             if (request := lines.next(timeout=FOLLOW_INTERVAL_S)) is not _WAITING:
                 return request
     finally:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*_READ_ERRORS):
             store.close()
 
+
+# What a store that cannot be opened or read raises (PostgreSQL's lost connections come
+# as `StoreError`); anything else is a fault of the worker's, and the page falls back.
+_READ_ERRORS = (SkillmixError, sqlite3.Error, OSError)
 
 _WAITING: dict[str, Any] = {}  # `_Lines.next`: no line came in time
 
