@@ -103,22 +103,35 @@ class _Entries:
     skill: np.ndarray  # per entry: local skill index
     met: np.ndarray  # per entry: texts that met the skill
     item_met: np.ndarray = field(init=False)  # per item: `met` summed over its entries
-    order: np.ndarray = field(init=False)  # entries sorted by skill
-    starts: np.ndarray = field(init=False)  # where each present skill begins in `order`
-    present: np.ndarray = field(init=False)  # the skills present, in `order`'s order
+    # The entries as k columns of one entry per item (the j-th skill of every item).
+    column_skill: np.ndarray = field(init=False)  # k x items
+    column_met: np.ndarray = field(init=False)  # k x items
+    # The entries sorted by skill, for sums per skill.
+    sorted_item: np.ndarray = field(init=False)
+    sorted_met: np.ndarray = field(init=False)
+    sorted_texts: np.ndarray = field(init=False)
+    starts: np.ndarray = field(init=False)  # where each present skill begins, sorted
+    present: np.ndarray = field(init=False)  # the skills present, in sorted order
 
     def __post_init__(self) -> None:
         self.item_met = self.met.reshape(-1, self.k).sum(axis=1)
-        self.order = np.argsort(self.skill, kind="stable")
-        sorted_skills = self.skill[self.order]
-        self.present, self.starts = np.unique(sorted_skills, return_index=True)
+        self.column_skill = self.skill.reshape(-1, self.k).T.copy()
+        self.column_met = self.met.reshape(-1, self.k).T.copy()
+        order = np.argsort(self.skill, kind="stable")
+        self.sorted_item = self.item_of[order]
+        self.sorted_met = self.met[order]
+        self.sorted_texts = self.texts[self.sorted_item]
+        self.present, self.starts = np.unique(self.skill[order], return_index=True)
 
-    def per_skill(self, values: np.ndarray, n_skills: int) -> np.ndarray:
-        """Sum `values` (resamples × entries) by skill: resamples × n_skills."""
-        out = np.zeros((values.shape[0], n_skills))
-        if len(self.order):
-            out[:, self.present] = np.add.reduceat(values[:, self.order], self.starts, axis=1)
-        return out
+    def skill_sums(self, w: np.ndarray, n_skills: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per resample and skill: the texts (weighted by how often their item was drawn)
+        that met the skill, and those that had it (resamples x n_skills each)."""
+        hits, seen = np.zeros((len(w), n_skills)), np.zeros((len(w), n_skills))
+        if len(self.sorted_item):
+            drawn = np.take(w, self.sorted_item, axis=1)
+            hits[:, self.present] = np.add.reduceat(drawn * self.sorted_met, self.starts, axis=1)
+            seen[:, self.present] = np.add.reduceat(drawn * self.sorted_texts, self.starts, axis=1)
+        return hits, seen
 
 
 def _entries_by_k(
@@ -155,37 +168,52 @@ def _observed(e: _Entries, w: np.ndarray) -> np.ndarray:
 
 def _k1_rates(e: _Entries, w: np.ndarray, n_skills: int) -> np.ndarray:
     """Each skill's success rate on the k = 1 texts, shrunk towards the pooled rate."""
-    wt = w[:, e.item_of]
-    hits = e.per_skill(wt * e.met, n_skills)
-    seen = e.per_skill(wt * e.texts[e.item_of], n_skills)
+    hits, seen = e.skill_sums(w, n_skills)
     with np.errstate(invalid="ignore", divide="ignore"):
         pooled = hits.sum(axis=1) / seen.sum(axis=1)
         return (hits + PSEUDO_COUNT * pooled[:, None]) / (seen + PSEUDO_COUNT)
 
 
-def _same_k_rates(e: _Entries, w: np.ndarray, n_skills: int) -> np.ndarray:
-    """Per entry, its skill's rate on the other items of the same k (shrunk the same way)."""
-    wt = w[:, e.item_of]
-    own_hits = wt * e.met
-    own_seen = wt * e.texts[e.item_of]
-    hits = e.per_skill(own_hits, n_skills)[:, e.skill] - own_hits
-    seen = e.per_skill(own_seen, n_skills)[:, e.skill] - own_seen
-    # An entry's item, over its k entries: its weight times the item's hits, and k times
-    # the entry's own texts (every entry of an item has the same). All counts: exact.
-    item_hits = wt * e.item_met[e.item_of]
-    item_seen = e.k * own_seen
+def _k1_products(e: _Entries, rates: np.ndarray) -> np.ndarray:
+    """Per resample and item: the product of its skills' k = 1 rates (`_k1_rates`)."""
+    product = np.take(rates, e.column_skill[0], axis=1)
+    for skills in e.column_skill[1:]:
+        product *= np.take(rates, skills, axis=1)
+    return product
+
+
+def _same_k_products(e: _Entries, w: np.ndarray, n_skills: int) -> np.ndarray:
+    """Per resample and item: the product of its skills' rates on the other items of the
+    same k (shrunk the same way towards the pooled rate of those items).
+
+    An item's own texts count in its skills' sums once per draw of the item, and leave
+    them as such; the pooled rate of the other items depends on the item alone, not on
+    which of its skills. All counts are whole numbers, so every sum is exact.
+    """
+    hits, seen = e.skill_sums(w, n_skills)
+    item_hits = w * e.item_met  # the item's met skills, over its k entries
+    item_seen = w * e.texts  # the item's texts, as each of its entries counts them
     with np.errstate(invalid="ignore", divide="ignore"):
-        pooled = (own_hits.sum(axis=1)[:, None] - item_hits) / (
-            own_seen.sum(axis=1)[:, None] - item_seen
+        pooled = (item_hits.sum(axis=1)[:, None] - item_hits) / (
+            e.k * item_seen.sum(axis=1)[:, None] - e.k * item_seen
         )
-        return (hits + PSEUDO_COUNT * pooled) / (seen + PSEUDO_COUNT)
+        rates = (
+            (np.take(hits, skills, axis=1) - w * met + PSEUDO_COUNT * pooled)
+            / (np.take(seen, skills, axis=1) - item_seen + PSEUDO_COUNT)
+            for skills, met in zip(e.column_skill, e.column_met, strict=True)
+        )
+        product = next(rates)
+        for rate in rates:
+            product *= rate
+    return product
 
 
-def _predicted(e: _Entries, w: np.ndarray, entry_rates: np.ndarray) -> np.ndarray:
-    product = entry_rates.reshape(len(w), -1, e.k).prod(axis=2)
+def _predicted(e: _Entries, w: np.ndarray, products: np.ndarray) -> np.ndarray:
+    """The mean over texts of the product of their skills' rates (`products`: per
+    resample and item)."""
     weights = w * e.texts
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (weights * product).sum(axis=1) / weights.sum(axis=1)
+        return (weights * products).sum(axis=1) / weights.sum(axis=1)
 
 
 def _law_statistics(
@@ -204,9 +232,12 @@ def _law_statistics(
         if k == 1:
             out[k] = (observed, nan, nan)
             continue
-        rates = k1_rates[:, e.skill] if k1_rates is not None else _same_k_rates(e, wk, n_skills)
+        if k1_rates is not None:
+            products = _k1_products(e, k1_rates)
+        else:
+            products = _same_k_products(e, wk, n_skills)
         power = k1_observed**k if k1_observed is not None else nan
-        out[k] = (observed, _predicted(e, wk, rates), power)
+        out[k] = (observed, _predicted(e, wk, products), power)
     return out
 
 
