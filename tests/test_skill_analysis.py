@@ -230,6 +230,41 @@ def test_without_k1_independence_is_predicted_within_each_k(tmp_path: Path):
     assert any("no k = 1 items" in note for note in analysis.limits)
 
 
+def naive_prediction(items: Sequence[Item], k: int) -> float:
+    """What independence predicts at k, computed the plain way, one text at a time: the
+    mean of the product of its skills' rates, each shrunk by one text towards the pooled
+    rate; rates from the k = 1 texts if there are any, else from the other texts of k."""
+    base = [it for it in items if it[0] == 1] or None
+    predicted = []
+    for i, (ki, skills, _, _) in enumerate(items):
+        if ki != k:
+            continue
+        others = base or [it for j, it in enumerate(items) if it[0] == k and j != i]
+        pooled = sum(sum(it[3]) for it in others) / sum(it[0] for it in others)
+        product = 1.0
+        for skill in skills:
+            seen = [m for it in others for s, m in zip(it[1], it[3], strict=True) if s == skill]
+            product *= (sum(seen) + pooled) / (len(seen) + 1)
+        predicted.append(product)
+    return sum(predicted) / len(predicted)
+
+
+@pytest.mark.parametrize("ks", [(1, 2, 3), (2, 3)])
+def test_the_prediction_is_the_plain_per_text_computation(tmp_path: Path, ks):
+    """The bootstrap's vectorised prediction (per item, column by column, each item's own
+    texts left out of its skills' rates within k) equals the plain computation."""
+    catalog = planted_catalog(len(SPREAD_B))
+    store = Store(tmp_path / "runs.sqlite")
+    items = rasch_items(9, catalog, ks, 40, SPREAD_B, ability=0.3, text_sd=1.0)
+    put_planted_run(store, "plain", catalog, items, student="openai:student")
+    rows = composition_rows(store, "plain")
+    for k in ks:
+        if k == 1:
+            continue
+        predicted = rows[k].predicted  # type: ignore[attr-defined]
+        assert predicted.value == pytest.approx(naive_prediction(items, k), rel=1e-12), k
+
+
 @pytest.mark.parametrize("ks", [(1, 2, 3), (2, 3)])
 def test_the_law_does_not_depend_on_the_bootstrap_chunks(tmp_path: Path, monkeypatch, ks):
     """The resamples are drawn chunk by chunk (sized for the CPU's cache): one resample per
