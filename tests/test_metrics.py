@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from skillmix.catalog.load import load_catalog
+from skillmix.catalog.model import Catalog, Skill, Topic
 from skillmix.config import RunConfig
 from skillmix.errors import InputError
 from skillmix.scoring.metrics import (
@@ -15,7 +16,15 @@ from skillmix.scoring.metrics import (
     paired_difference,
     score,
 )
-from skillmix.scoring.results import score_run
+from skillmix.scoring.results import (
+    BREAKDOWNS,
+    GenerationScore,
+    ItemResult,
+    RunScores,
+    breakdown,
+    breakdowns,
+    score_run,
+)
 from skillmix.store import Store
 
 SKILLS = ["skill:a", "skill:b"]
@@ -168,3 +177,63 @@ def test_max_rule_dominates_mean(raw):
     gens = [Scores(float(a and b), float(b), c) for a, b, c in raw]
     hi, mean = aggregate_generations(gens, "max"), aggregate_generations(gens, "mean")
     assert all(h >= m - 1e-12 for h, m in zip(hi.as_tuple(), mean.as_tuple(), strict=True))
+
+
+def hand_scored_run() -> RunScores:
+    """Three items under judge J (one unscored) and one under judge K, by hand."""
+    catalog = Catalog(
+        "hand",
+        (
+            Skill("a", "A", "X", "d", "e"),
+            Skill("b", "B", "X", "d", "e"),
+            Skill("c", "C", "Y", "d", "e"),
+        ),
+        (Topic("t1", "one"), Topic("t2", "two")),
+        "1",
+    )
+
+    def gen(round_: int, decided: dict[str, int] | None) -> GenerationScore:
+        return GenerationScore(round_, decided, None, [])
+
+    items = [
+        ItemResult("i1", 2, ["a", "b"], "t1", "J",
+                   [gen(0, {"skill:a": 1, "skill:b": 0}), gen(1, {"skill:a": 0, "skill:b": 0}),
+                    gen(2, None)],
+                   Scores(0.0, 0.0, 0.5)),
+        ItemResult("i2", 2, ["a", "c"], "t2", "J", [gen(0, {"skill:a": 0, "skill:c": 1})],
+                   Scores(1.0, 1.0, 1.0)),
+        ItemResult("i3", 2, ["b", "c"], "t1", "J", [gen(0, None)], None),
+        ItemResult("i1", 2, ["a", "b"], "t1", "K", [gen(0, {"skill:a": 1, "skill:b": 1})],
+                   Scores(1.0, 1.0, 1.0)),
+    ]  # fmt: skip
+    return RunScores({"id": "hand"}, catalog, "max", items, 4, 0)  # type: ignore[arg-type]
+
+
+def test_breakdowns_hand_computed():
+    """Per skill, category and topic, per judge: unscored items left out, a skill succeeds
+    on an item when some decided generation met it, categories count (item, skill) pairs."""
+    scores = hand_scored_run()
+    got = breakdowns(scores)
+
+    def rows(by: str, judge: str) -> dict[str, tuple[float, ...]]:
+        return {
+            r[by]: (r["items"], r["full_marks"], r["all_skills"], r["skill_fraction"],
+                    *([r["skill_success"]] if by != "topic" else []))
+            for r in got[by] if r["judge"] == judge
+        }  # fmt: skip
+
+    assert rows("skill", "J") == {
+        "a": (2, 0.5, 0.5, 0.75, 0.5),
+        "b": (1, 0.0, 0.0, 0.5, 0.0),
+        "c": (1, 1.0, 1.0, 1.0, 1.0),
+    }
+    assert rows("category", "J") == {"X": (3, 1 / 3, 1 / 3, 2 / 3, 1 / 3), "Y": (1, 1, 1, 1, 1)}
+    assert rows("topic", "J") == {"t1": (1, 0.0, 0.0, 0.5), "t2": (1, 1.0, 1.0, 1.0)}
+    assert rows("skill", "K") == {"a": (1, 1, 1, 1, 1), "b": (1, 1, 1, 1, 1)}
+    assert [(r["judge"], r["skill"]) for r in got["skill"]] == [
+        ("J", "a"), ("J", "b"), ("J", "c"), ("K", "a"), ("K", "b")
+    ]  # fmt: skip
+    for by in BREAKDOWNS:  # one at a time, the same rows
+        assert breakdown(scores, by) == got[by]
+    with pytest.raises(ValueError, match="skill, category or topic"):
+        breakdown(scores, "judge")

@@ -22,7 +22,7 @@ from skillmix.scoring.results import (
     ItemResult,
     RunScores,
     SummaryRow,
-    breakdown,
+    breakdowns,
     score_run,
     summarize,
 )
@@ -177,7 +177,7 @@ def build_report(
         template_version=run["template_version"],
         aggregation=aggregation,
         rows=rows,
-        breakdowns={by: breakdown(scores, by) for by in ("skill", "category", "topic")},
+        breakdowns=breakdowns(scores),
         warnings=warnings,
         scores=scores,
         agreement=judge_agreement(scores),

@@ -7,6 +7,7 @@ run can be re-scored with another rule without a model call.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,34 +199,63 @@ def summarize(
     return rows
 
 
+BREAKDOWNS = ("skill", "category", "topic")
+
+
 def breakdown(scores: RunScores, by: str) -> list[dict[str, Any]]:
     """Per skill, category or topic: items, full-marks rate and (for skills) success rate.
 
     A skill "succeeds" on an item when its criterion is met (after voting and the naming
     penalty) in at least one generation round.
     """
-    if by not in ("skill", "category", "topic"):
+    return breakdowns(scores, (by,))[by]
+
+
+def breakdowns(
+    scores: RunScores, by: Sequence[str] = BREAKDOWNS
+) -> dict[str, list[dict[str, Any]]]:
+    """`breakdown` by each of `by`, in one pass over the items."""
+    if not set(by) <= set(BREAKDOWNS):
         raise ValueError("breakdown is by skill, category or topic")
-    groups: dict[tuple[str, str], list[tuple[ItemResult, float | None]]] = defaultdict(list)
+    # Per group: items, then the sums of the three metrics and of skill successes.
+    groups: dict[str, dict[tuple[str, str], list[float]]] = {b: {} for b in by}
+    skills, categories, topics = (groups.get(b) for b in BREAKDOWNS)
+    category = {s.id: s.category for s in scores.catalog.skills} if categories is not None else {}
+
+    def add(group: dict[tuple[str, str], list[float]], key: tuple[str, str], values: Scores,
+            success: float) -> None:  # fmt: skip
+        sums = group.get(key)
+        if sums is None:
+            sums = group[key] = [0, 0.0, 0.0, 0.0, 0.0]
+        sums[0] += 1
+        sums[1] += values.full_marks
+        sums[2] += values.all_skills
+        sums[3] += values.skill_fraction
+        sums[4] += success
+
     for r in scores.items:
         if r.scores is None:
             continue
-        if by == "topic":
-            groups[(r.judge, r.topic_id)].append((r, None))
+        if topics is not None:
+            add(topics, (r.judge, r.topic_id), r.scores, 0.0)
+        if skills is None and categories is None:
             continue
+        decided = [g.decided for g in r.generations if g.decided]
         for skill_id in r.skill_ids:
-            success = max(
-                (g.decided.get(f"skill:{skill_id}", 0) for g in r.generations if g.decided),
-                default=0,
-            )
-            key = skill_id if by == "skill" else scores.catalog.skill(skill_id).category
-            groups[(r.judge, key)].append((r, float(success)))
-    rows = []
-    for (judge, key), entries in sorted(groups.items()):
-        row: dict[str, Any] = {"judge": judge, by: key, "items": len(entries)}
-        for m in METRICS:
-            row[m] = sum(getattr(r.scores, m) for r, _ in entries) / len(entries)
-        if by != "topic":
-            row["skill_success"] = sum(s or 0.0 for _, s in entries) / len(entries)
-        rows.append(row)
-    return rows
+            criterion = f"skill:{skill_id}"
+            success = float(max((d.get(criterion, 0) for d in decided), default=0))
+            if skills is not None:
+                add(skills, (r.judge, skill_id), r.scores, success)
+            if categories is not None:
+                add(categories, (r.judge, category[skill_id]), r.scores, success)
+    out = {}
+    for b, grouped in groups.items():
+        rows = []
+        for (judge, key), (n, *sums) in sorted(grouped.items()):
+            row: dict[str, Any] = {"judge": judge, b: key, "items": n}
+            row.update({m: total / n for m, total in zip(METRICS, sums[:3], strict=True)})
+            if b != "topic":
+                row["skill_success"] = sums[3] / n
+            rows.append(row)
+        out[b] = rows
+    return out
