@@ -567,8 +567,18 @@ def test_a_grade_counts_only_for_the_text_it_graded(store_at):
     generation(second, "second sample")  # the other process stored another text since
     grade(first, "first sample", 1)
     assert first.grades("run") == [] == second.grades("run")
+    held = first.generations("run")  # a reader that holds the second sample
     grade(second, "second sample", 0)
     assert [g["verdicts"] for g in first.grades("run")] == [{"c": 0}]
+    # Given the generations it holds, a reader keeps the grades of those texts: the same
+    # as reading them again while nothing changes, and still those once a text is replaced.
+    assert first.grades("run", held) == first.grades("run")
+    generation(second, "third sample")
+    assert [g["verdicts"] for g in first.grades("run", held)] == [{"c": 0}]
+    assert first.grades("run", first.generations("run")) == [] == first.grades("run")
+    grade(second, "third sample", 1)  # replaces the grade of the second sample
+    assert first.grades("run", held) == []
+    assert [g["verdicts"] for g in first.grades("run")] == [{"c": 1}]
 
 
 # --- 4. read-only stores and mistyped paths ---------------------------------------------------

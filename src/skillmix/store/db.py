@@ -24,7 +24,7 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Container, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from operator import itemgetter
 from pathlib import Path
@@ -894,11 +894,15 @@ class Store:
         )
         return cast(list[HumanVerdictRow], rows)
 
-    def grades(self, run_id: str) -> list[GradeRow]:
+    def grades(
+        self, run_id: str, generations: Sequence[GenerationRow] | None = None
+    ) -> list[GradeRow]:
         """The grades of a run that refer to the answer its generation holds now.
 
         A grade of another text (its generation was replaced since, e.g. by a process that
         got a different sample of the same request) is left out: it is graded again.
+        `generations`: the run's generations (`generations`) when the caller has read them:
+        their answers are not read again, and the grades kept are those of these texts.
         """
         rows = _records(
             self.db.execute(
@@ -907,12 +911,14 @@ class Store:
                 (run_id,),
             )
         )
-        answers = {
-            (item_id, round_): answer_hash(answer)
-            for item_id, round_, answer in self.db.execute(
+        held = (
+            ((g["item_id"], g["round"], g["answer"]) for g in generations)
+            if generations is not None
+            else self.db.execute(
                 "SELECT item_id, round, answer FROM generations WHERE run_id = ?", (run_id,)
             )
-        }
+        )
+        answers = {(item_id, round_): answer_hash(answer) for item_id, round_, answer in held}
         current = []
         for r in rows:
             graded = r.get("answer_hash")  # None: graded before grades recorded the text
