@@ -16,7 +16,7 @@ import functools
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from skillmix.catalog.model import Catalog
 from skillmix.errors import InputError
@@ -49,8 +49,7 @@ class Item:
     @functools.cached_property
     def id(self) -> str:
         # Cached: the engine, the store and the report ask for it many times per item.
-        blob = f"{self.k}|{','.join(self.skill_ids)}|{self.topic_id}"
-        return f"k{self.k}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+        return item_id(self.k, self.skill_ids, self.topic_id)
 
     @property
     def presented_skill_ids(self) -> tuple[str, ...]:
@@ -70,13 +69,32 @@ def stable_hash(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest(), "big")
 
 
+def item_id(k: int, skill_ids: Sequence[str], topic_id: str) -> str:
+    """An item's id (`Item.id`): from its content alone."""
+    blob = f"{k}|{','.join(skill_ids)}|{topic_id}"
+    return f"k{k}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
 def shuffled(values: Sequence[str], *key: object) -> tuple[str, ...]:
     """`values` in an order drawn from `key` (Fisher-Yates on SHA-256): same on every machine."""
     out = list(values)
+    draw = _Hashes(SHUFFLE_VERSION, *key)
     for i in range(len(out) - 1, 0, -1):
-        j = stable_hash(SHUFFLE_VERSION, *key, i) % (i + 1)
+        j = draw(i) % (i + 1)
         out[i], out[j] = out[j], out[i]
     return tuple(out)
+
+
+class _Hashes:
+    """`stable_hash(*prefix, last)` for many `last`: the prefix is hashed once."""
+
+    def __init__(self, *prefix: object) -> None:
+        self._prefix = hashlib.sha256(":".join(str(p) for p in (*prefix, "")).encode())
+
+    def __call__(self, last: object) -> int:
+        h = self._prefix.copy()
+        h.update(str(last).encode())
+        return int.from_bytes(h.digest(), "big")
 
 
 def _unrank_combination(rank: int, n: int, k: int) -> tuple[int, ...]:
@@ -126,16 +144,20 @@ def sample_items(catalog: Catalog, k: int, n: int, seed: int) -> list[Item]:
     chosen: list[Item] = []
     seen: set[int] = set()
     counter = 0
+    draw = _Hashes(SAMPLER_VERSION, seed, k)
     while len(chosen) < n:
-        rank = stable_hash(SAMPLER_VERSION, seed, k, counter) % total
+        rank = draw(counter) % total
         counter += 1
         if rank in seen:
             continue
         seen.add(rank)
         combo = _unrank_combination(rank % n_combos, len(skills), k)
         skill_ids = tuple(skills[i].id for i in combo)
-        item = Item(k=k, skill_ids=skill_ids, topic_id=topics[rank // n_combos].id)
-        chosen.append(replace(item, presented=shuffled(skill_ids, seed, item.id)))
+        topic_id = topics[rank // n_combos].id
+        ident = item_id(k, skill_ids, topic_id)
+        item = Item(k, skill_ids, topic_id, shuffled(skill_ids, seed, ident))
+        item.__dict__["id"] = ident  # what the cached `Item.id` would compute again
+        chosen.append(item)
     return chosen
 
 
