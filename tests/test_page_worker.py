@@ -5,11 +5,13 @@ costs nothing but time. Real processes, real stored runs (report_fixtures)."""
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from markupsafe import Markup
 
 from report_fixtures import TwoRuns, two_student_runs, without_times
 from skillmix.cli._page_worker import _WAITING, WORKER_RECORDS, ItemsWorker, _Lines, page_worker
@@ -63,12 +65,26 @@ def test_the_worker_builds_what_the_page_would(runs: TwoRuns, store: Store, tmp_
     assert built == _here(store, run_id)
     assert built.runs == ((run_id, _label(store, run_id)),)
     assert "<script>" not in built.encoded and "\\u003cscript\\u003e" in built.encoded
-
+    assert isinstance(built.encoded, Markup)  # inlined as it is, not escaped again
     with ItemsWorker() as worker:
         worker.ask(store, run_id, "max", _label(store, run_id))
         with_worker = _page(store, run_id, tmp_path / "worker.html", worker)
     assert worker.failure is None
     assert with_worker == _page(store, run_id, tmp_path / "here.html")
+
+
+def test_an_answer_of_another_shape_or_cut_short_is_not_used(runs: TwoRuns, store: Store):
+    """The command takes only an answer of the shape it asked for, whole."""
+    data = _here(store, runs.sloppy)
+    whole = pickle.dumps((data.runs, str(data.encoded), data.filters, 3))
+    worker = ItemsWorker.__new__(ItemsWorker)  # no process: the answer alone
+    worker.failure, worker.followed = None, None
+    assert worker._answer(whole) == data and worker.followed == 3
+    assert worker._answer(whole[: len(whole) // 2]) is None
+    assert worker.failure is not None and worker.failure.startswith("unreadable answer")
+    worker.failure = None
+    assert worker._answer(pickle.dumps((data, 3))) is None  # the shape of an older worker
+    assert worker.failure == "unexpected answer: tuple"
 
 
 def test_a_worker_that_follows_a_run_reads_its_texts_before_it_is_asked(
