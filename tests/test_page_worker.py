@@ -4,6 +4,7 @@ costs nothing but time. Real processes, real stored runs (report_fixtures)."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -14,14 +15,21 @@ import pytest
 from markupsafe import Markup
 
 from report_fixtures import TwoRuns, two_student_runs, without_times
-from skillmix.cli._page_worker import _WAITING, WORKER_RECORDS, ItemsWorker, _Lines, page_worker
+from skillmix.cli._page_worker import (
+    _WAITING,
+    WORKER_RECORDS,
+    ItemsWorker,
+    _Following,
+    _Lines,
+    page_worker,
+)
 from skillmix.errors import InputError
 from skillmix.report.build import build_report
 from skillmix.report.html import write_page
 from skillmix.report.html.view.common import page_runs
 from skillmix.report.html.view.items import ItemData, item_data, page_items
 from skillmix.report.names import short_model
-from skillmix.scoring.results import score_run
+from skillmix.scoring.results import RunRows, score_run
 from skillmix.store import Store
 
 
@@ -111,6 +119,32 @@ def test_a_worker_that_follows_a_run_reads_its_texts_before_it_is_asked(
         built = worker.result()
     assert worker.failure is None and worker.followed == 0
     assert built == _here(store, runs.sloppy)
+
+
+def test_a_worker_scores_the_run_it_followed_from_the_rows_it_read(runs: TwoRuns, store: Store):
+    """Following a run, the worker reads its rows too: asked for that run, it scores it
+    from them, rows equal to the store's own reads; asked for another, it reads that one."""
+    for followed, asked in ((runs.sloppy, runs.sloppy), (runs.careful, runs.sloppy)):
+        following = _Following.start({"store": store.address, "run_id": followed})
+        assert following is not None
+        read_end, write_end = os.pipe()
+        request = {"store": store.address, "run_id": asked, "aggregation": "max"}
+        os.write(write_end, json.dumps(request).encode() + b"\n")
+        try:
+            assert following.until_asked(_Lines(read_end)) == request
+        finally:
+            os.close(read_end)
+            os.close(write_end)
+        rows = following.rows(request)
+        if followed != asked:
+            assert rows is None
+            continue
+        held = store.generations(asked)
+        assert rows == RunRows(store.items(asked), held, store.grades(asked, held))
+        assert rows is not None and rows.grades and rows.generations
+        followed_scores = score_run(store, asked, "max", rows)
+        assert followed_scores.items == score_run(store, asked).items
+        assert followed_scores.rows is rows
 
 
 def test_request_lines_are_read_whole_and_waited_for_in_time():

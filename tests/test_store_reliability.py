@@ -28,7 +28,9 @@ import pytest
 
 from conftest import canonical, sigkill_at_request, skillmix
 from scripted_server import Reply, ScriptedServer, honest_policy
+from skillmix.catalog.load import load_catalog
 from skillmix.store import CallRecord, RunLeased, Store, StoreError, StoreWriteError, db
+from skillmix.store.follow import RunFollower
 from skillmix.store.journal import side_file
 from skillmix.store.lease import LeaseHolder, RunLease
 from skillmix.store.schema import SCHEMA_VERSION
@@ -367,6 +369,68 @@ def test_call_texts_leave_out_what_the_reader_has(store_at, monkeypatch: pytest.
 
     asyncio.run(work())
     assert store.call_texts("other run") == {}
+
+
+def test_a_follower_holds_the_run_as_the_store_reads_it(store_at):
+    """A reader following a run (the page worker) reads its rows a few at a time: rows
+    written again (a new sample, a new grade) replace those it holds, a grade of a text
+    replaced since does not count, and at the end it has exactly what `Store` reads. If
+    rows change under it in a way it cannot see, it reads the run whole."""
+    path = store_at()
+    writer, reader = Store(path), Store(path, read_only=True)
+    follower = RunFollower(reader, "run")
+
+    def generation(item: str, answer: str) -> None:
+        writer.put_generation(
+            "run", item, 0, turn1_key=f"{item}-1", turn2_key=f"{item}-2", answer=answer,
+            explanation=None, marker_found=True, sentences=1, named={"s1": "named"},
+        )  # fmt: skip
+
+    def grade(item: str, answer: str, value: float, round_: int = 0) -> None:
+        writer.put_grade(
+            "run", item, 0, "judge", round_, status="parsed", method="json",
+            verdicts={"skill:s1": value}, reason=None, attempts=1, call_keys=[f"{item}-g"],
+            answer=answer,
+        )  # fmt: skip
+
+    def store_reads() -> tuple[list[Any], list[Any], list[Any]]:
+        held = reader.generations("run")
+        return reader.items("run"), held, reader.grades("run", held)
+
+    catalog = load_catalog()
+    writer.put_catalog(catalog)
+    for run_id in ("run", "other"):
+        writer.ensure_run(run_id, {}, catalog.content_hash, "v1")
+    writer.put_items("run", [(p, f"i{p}", 2 + p % 2, ("s1", f"s{p + 2}"), "t") for p in range(4)])
+    writer.put_items("other", [(0, "i0", 2, ("s1", "s2"), "t")])
+    generation("i2", "two")
+    generation("i0", "zero")
+    follower.read()
+    grade("i0", "zero", 1.0)
+    grade("i2", "not the text it holds", 1.0)
+    generation("i1", "one")
+    follower.read()
+    generation("i0", "zero, again")  # a new sample: the old grade no longer counts
+    grade("i1", "one", 0.5, round_=1)
+    grade("i1", "one", 0.0)
+    follower.read()
+    grade("i1", "one", 1.0)  # graded again: replaces the grade it held
+    generation("i3", "three")
+    assert follower.tables() == store_reads()  # reads the rest itself
+    assert follower.tables() == store_reads()  # and can say it again
+    items, generations, grades = follower.tables()
+    assert [i["item_id"] for i in items] == ["i0", "i2", "i1", "i3"]  # by k, then position
+    assert [g["answer"] for g in generations] == ["zero, again", "one", "two", "three"]
+    assert [(g["item_id"], g["grade_round"], g["verdicts"]) for g in grades] == [
+        ("i1", 0, {"skill:s1": 1.0}),
+        ("i1", 1, {"skill:s1": 0.5}),
+    ]
+    if store_at.backend == "sqlite":  # rows deleted behind its back: it reads the run whole
+        assert follower.can_follow
+        writer.db.execute("DELETE FROM grades WHERE run_id = 'run' AND grade_round = 1")
+        assert follower.tables() == store_reads() and len(follower.tables()[2]) == 1
+    else:
+        assert not follower.can_follow  # no row numbers: it reads the run whole at the end
 
 
 # --- 3. two processes on one run --------------------------------------------------------------

@@ -5,14 +5,16 @@ script) are the largest part of writing a report: about half of it for a 4,352-i
 They need nothing but the store and the run's scores, so `skillmix run` starts this worker
 when its run starts: the worker imports what it needs while the run waits for answers,
 then follows the run: every `FOLLOW_INTERVAL_S` it reads the texts of the calls the run has
-stored since (a stored call never changes), the largest read of the page's data. When the
+stored since (a stored call never changes), the largest read of the page's data, and on
+SQLite the run's items, generations and grades stored since (`store.follow`). When the
 run is over, the command asks it for the run's item data and builds the rest of the report
 meanwhile, on the other core; the page then takes the worker's data (`write_report(...,
 item_source=worker)`).
 
-The worker scores the run again from the store (it shares no memory with the command), on
-a connection of its own. It writes nothing: a worker that fails or is killed costs only
-time, because the page then builds the data itself (and `failure` says why).
+The worker scores the run again (it shares no memory with the command), from the rows it
+followed, checked against the store, or read whole on a connection of its own. It writes
+nothing: a worker that fails or is killed costs only time, because the page then builds
+the data itself (and `failure` says why).
 
 A worker pays for itself on large runs only (its imports and its second scoring are work
 too, and a model running in this process wants the cores), so `page_worker` starts one
@@ -50,6 +52,7 @@ _PACKAGE = str(Path(skillmix.__file__).resolve().parent)
 
 if TYPE_CHECKING:  # the report's modules: imported by the worker, not at the command's start
     from skillmix.report.html.view.items import ItemData
+    from skillmix.scoring.results import RunRows
     from skillmix.store import Store
 
 
@@ -57,9 +60,10 @@ if TYPE_CHECKING:  # the report's modules: imported by the worker, not at the co
 # of a second of the report's work on the machines measured (bench/README.md).
 WORKER_RECORDS = 1000
 
-# How often a worker following a run reads the calls stored since (seconds): on SQLite a
-# read with nothing new takes about 2 ms (the run's ledger after the last row read); on
-# PostgreSQL it lists the run's call keys again (about 20 ms for 13,000).
+# How often a worker following a run reads what it stored since (seconds): on SQLite a
+# read with nothing new takes about 3 ms (the run's ledger, items, generations and grades
+# after the last row read of each); on PostgreSQL it lists the run's call keys again
+# (about 20 ms for 13,000) and reads the rows when asked.
 FOLLOW_INTERVAL_S = 0.5
 
 
@@ -205,9 +209,11 @@ def serve() -> None:
 
     lines = _Lines(sys.stdin.fileno())
     request = lines.next()
-    texts: dict[str, tuple[str, str]] = {}
+    following = None
     if request is not None and "follow" in request:
-        request = _follow(request["follow"], lines, texts)
+        following = _Following.start(request["follow"])
+        request = following.until_asked(lines) if following is not None else lines.next()
+    texts = following.texts if following is not None else {}
     followed_texts = len(texts)
     if request is None:  # the command ended without asking
         return
@@ -216,9 +222,10 @@ def serve() -> None:
     # A short-lived process: its objects go with it, so the cycle collector would only
     # walk them (about a tenth of its time on a large run).
     gc.disable()
+    rows = following.rows(request) if following is not None else None
     store = Store(request["store"], read_only=True)
     try:
-        scores = score_run(store, request["run_id"], request["aggregation"])
+        scores = score_run(store, request["run_id"], request["aggregation"], rows)
         run_id = scores.run["id"]
         texts.update(store.call_texts(run_id, have=texts))
         data = item_data(store, [(run_id, request["label"], scores)], texts)
@@ -232,39 +239,70 @@ def serve() -> None:
     os._exit(0)  # without freeing the records one by one
 
 
-def _follow(
-    follow: dict[str, str], lines: _Lines, texts: dict[str, tuple[str, str]]
-) -> dict[str, Any] | None:
-    """Read the texts of the followed run's calls into `texts` until the next request
-    comes (returned): first at once (a worker asked at once has read once all the same),
-    then after every `FOLLOW_INTERVAL_S` without one.
+class _Following:
+    """What a worker reads of the run it follows while it waits to be asked: the texts of
+    its calls, and its items, generations and grades (`store.follow.RunFollower`).
 
     Reading ahead only saves time: a read that fails ends it, and the request is served
     as if nothing had been read since (its own reads say what is wrong, if anything is).
     """
-    from skillmix.store import Store
 
-    try:
-        store = Store(follow["store"], read_only=True)
-    except _READ_ERRORS:  # reading ahead failed: wait for the request without it
-        return lines.next()
-    run_id, row = follow["run_id"], 0
-    try:
+    def __init__(self, store: Store, run_id: str) -> None:
+        from skillmix.store.follow import RunFollower
+
+        self.store, self.run_id = store, run_id
+        self.texts: dict[str, tuple[str, str]] = {}
+        self.follower: RunFollower | None = RunFollower(store, run_id)
+        self._row = 0  # the last row of the run's ledger read (SQLite)
+
+    @classmethod
+    def start(cls, follow: dict[str, str]) -> _Following | None:
+        """Follow the run `follow` names; None if its store cannot be opened."""
+        from skillmix.store import Store
+
+        try:
+            return cls(Store(follow["store"], read_only=True), follow["run_id"])
+        except _READ_ERRORS:  # reading ahead failed: wait for the request without it
+            return None
+
+    def until_asked(self, lines: _Lines) -> dict[str, Any] | None:
+        """Read what is new until the next request comes (returned): first at once (a
+        worker asked at once has read once all the same), then after every
+        `FOLLOW_INTERVAL_S` without one."""
         while True:
             try:
-                after = store.call_texts_after(run_id, row)  # on SQLite: the new rows only
-                if after is None:
-                    texts.update(store.call_texts(run_id, have=texts))
-                else:
-                    new, row = after
-                    texts.update(new)
-            except _READ_ERRORS:  # likewise
+                self._read()
+            except _READ_ERRORS:  # reading ahead failed: it stops here
+                self.follower = None
                 return lines.next()
             if (request := lines.next(timeout=FOLLOW_INTERVAL_S)) is not _WAITING:
                 return request
-    finally:
-        with contextlib.suppress(*_READ_ERRORS):
-            store.close()
+
+    def _read(self) -> None:
+        after = self.store.call_texts_after(self.run_id, self._row)  # SQLite: new rows only
+        if after is None:
+            self.texts.update(self.store.call_texts(self.run_id, have=self.texts))
+        else:
+            new, self._row = after
+            self.texts.update(new)
+        if self.follower is not None:
+            self.follower.read()
+
+    def rows(self, request: dict[str, Any]) -> RunRows | None:
+        """The rows of the run asked for, if it is the run followed (read to the end and
+        checked); None otherwise, or if reading them fails: then they are read whole."""
+        from skillmix.scoring.results import RunRows
+
+        try:
+            same = (request["store"], request["run_id"]) == (self.store.address, self.run_id)
+            if not same or self.follower is None or not self.follower.can_follow:
+                return None
+            return RunRows(*self.follower.tables())
+        except _READ_ERRORS:
+            return None
+        finally:
+            with contextlib.suppress(*_READ_ERRORS):
+                self.store.close()
 
 
 # What a store that cannot be opened or read raises (PostgreSQL's lost connections come

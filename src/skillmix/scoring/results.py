@@ -82,7 +82,14 @@ class RunScores:
         return list(dict.fromkeys(r.judge for r in self.items))
 
 
-def score_run(store: Store, run_id: str, aggregation: Aggregation = "max") -> RunScores:
+def score_run(
+    store: Store, run_id: str, aggregation: Aggregation = "max", rows: RunRows | None = None
+) -> RunScores:
+    """Score a stored run (`run_id` or a unique start of one) under `aggregation`.
+
+    `rows`: the run's rows when the caller has read them (a reader that followed the run:
+    `store.follow.RunFollower`), else they are read here.
+    """
     run = store.get_run(run_id)
     kind = run_kind(run)
     if kind != EVALUATION:
@@ -94,8 +101,9 @@ def score_run(store: Store, run_id: str, aggregation: Aggregation = "max") -> Ru
     config = run["config"]
     catalog = store.get_catalog(run["catalog_hash"])
     penalty = bool(config.get("naming_penalty", True))
-    held = store.generations(run["id"])
-    rows = RunRows(store.items(run["id"]), held, store.grades(run["id"], held))
+    if rows is None:
+        held = store.generations(run["id"])
+        rows = RunRows(store.items(run["id"]), held, store.grades(run["id"], held))
     generations = {(g["item_id"], g["round"]): g for g in rows.generations}
     votes: dict[tuple[str, int, str], list[dict[str, float] | None]] = defaultdict(list)
     methods: dict[str, int] = defaultdict(int)

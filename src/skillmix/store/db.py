@@ -24,7 +24,7 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from operator import itemgetter
 from pathlib import Path
@@ -82,6 +82,7 @@ from skillmix.store.schema import (
 from skillmix.store.text import has_lone_surrogates, repair_text
 
 T = TypeVar("T")
+RowT = TypeVar("RowT", bound=Mapping[str, Any])  # a row as read, or as decoded
 # Keys per `IN (...)` query: well under the least limit on parameters (999, older SQLite).
 _KEYS_PER_QUERY = 500
 
@@ -592,9 +593,7 @@ class Store:
                 (run_id,) if limit is None else (run_id, limit),
             )
         )
-        for r in rows:
-            r["skill_ids"] = _loads(r["skill_ids"])
-        return cast(list[ItemRow], rows)
+        return [item_row(r) for r in rows]
 
     # --- calls (log and cache) ---------------------------------------------------------------
 
@@ -817,9 +816,7 @@ class Store:
                 "SELECT * FROM generations WHERE run_id = ? ORDER BY item_id, round", (run_id,)
             )
         )
-        for r in rows:
-            r["named"] = _loads(r["named"])
-        return cast(list[GenerationRow], rows)
+        return [generation_row(r) for r in rows]
 
     def put_grade(
         self,
@@ -918,15 +915,7 @@ class Store:
                 "SELECT item_id, round, answer FROM generations WHERE run_id = ?", (run_id,)
             )
         )
-        answers = {(item_id, round_): answer_hash(answer) for item_id, round_, answer in held}
-        current = []
-        for r in rows:
-            graded = r.get("answer_hash")  # None: graded before grades recorded the text
-            if graded is None or answers.get((r["item_id"], r["gen_round"])) == graded:
-                r["verdicts"] = None if r["verdicts"] is None else _loads(r["verdicts"])
-                r["call_keys"] = _loads(r["call_keys"])
-                current.append(r)
-        return cast(list[GradeRow], current)
+        return [grade_row(r) for r in current_grades(rows, held)]
 
     # --- imported reference points ------------------------------------------------------
 
@@ -1011,6 +1000,38 @@ def _loads(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+def item_row(row: dict[str, Any]) -> ItemRow:
+    """An `items` row as the store returns it (its JSON decoded, in place)."""
+    row["skill_ids"] = _loads(row["skill_ids"])
+    return cast(ItemRow, row)
+
+
+def generation_row(row: dict[str, Any]) -> GenerationRow:
+    """A `generations` row as the store returns it (its JSON decoded, in place)."""
+    row["named"] = _loads(row["named"])
+    return cast(GenerationRow, row)
+
+
+def grade_row(row: dict[str, Any]) -> GradeRow:
+    """A `grades` row as the store returns it (its JSON decoded, in place)."""
+    row["verdicts"] = None if row["verdicts"] is None else _loads(row["verdicts"])
+    row["call_keys"] = _loads(row["call_keys"])
+    return cast(GradeRow, row)
+
+
+def current_grades(rows: Iterable[RowT], generations: Iterable[tuple[str, int, str]]) -> list[RowT]:
+    """The `grades` rows (in their order) that refer to the answer their generation holds
+    (`generations`: the item id, round and answer of each)."""
+    answers = {(item_id, round_): answer_hash(answer) for item_id, round_, answer in generations}
+    return [
+        r
+        for r in rows
+        # No answer_hash: graded before grades recorded the text, it counts.
+        if (graded := r.get("answer_hash")) is None
+        or answers.get((r["item_id"], r["gen_round"])) == graded
+    ]
 
 
 def run_kind(run: RunRow) -> str:
