@@ -84,7 +84,7 @@ def test_the_worker_builds_what_the_page_would(runs: TwoRuns, store: Store, tmp_
 def test_an_answer_of_another_shape_or_cut_short_is_not_used(runs: TwoRuns, store: Store):
     """The command takes only an answer of the shape it asked for, whole."""
     data = _here(store, runs.sloppy)
-    whole = pickle.dumps((data.runs, str(data.encoded), data.filters, 3))
+    whole = pickle.dumps((data.runs, data.script, data.filters, 3))
     worker = ItemsWorker.__new__(ItemsWorker)  # no process: the answer alone
     worker.failure, worker.followed = None, None
     assert worker._answer(whole) == data and worker.followed == 3
@@ -135,10 +135,12 @@ def test_a_worker_scores_the_run_it_followed_from_the_rows_it_read(runs: TwoRuns
         finally:
             os.close(read_end)
             os.close(write_end)
-        rows = following.rows(request)
+        rows = following.finish(request)
+        assert following.caught_up == (followed == asked)
         if followed != asked:
             assert rows is None
             continue
+        assert following.texts == store.call_texts(asked)
         held = store.generations(asked)
         assert rows == RunRows(store.items(asked), held, store.grades(asked, held))
         assert rows is not None and rows.grades and rows.generations

@@ -24,7 +24,7 @@ starts one always or never.
 The worker (`python -m skillmix.cli._page_worker`) reads JSON lines on its stdin: at most
 one `follow` request (which run to follow, in which store), then the request for the data,
 and writes its answer, pickled, on its stdout: the item data's parts (the encoded records
-as a plain str) and how many call texts it had followed.
+as bytes) and how many call texts it had followed.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import skillmix
 from skillmix.errors import InputError, SkillmixError
@@ -93,6 +94,8 @@ class ItemsWorker:
         # How many call texts it had read while following the run, when it answered.
         self.followed: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None  # takes the answer as it comes (`ask`)
+        self._out = b""
         # What it says if it fails (a traceback); closed with the worker (`_end`).
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115
         try:
@@ -122,6 +125,19 @@ class ItemsWorker:
             },
             last=True,
         )
+        proc = self._proc
+        if proc is not None and proc.stdout is not None and self._reader is None:
+            # Take the answer as it comes: a worker whose answer waited for the command to
+            # read it would stay blocked on its pipe (64 KB at a time) until the page wants
+            # the data, and spend some 50 ms more on sending its 12 MB after that.
+            self._reader = threading.Thread(
+                target=self._take, args=(proc.stdout,), name="skillmix-page-answer", daemon=True
+            )
+            self._reader.start()
+
+    def _take(self, answer: IO[bytes]) -> None:
+        with contextlib.suppress(OSError, ValueError):  # the worker was stopped meanwhile
+            self._out = answer.read()
 
     def _send(self, request: dict[str, object], *, last: bool) -> None:
         if self._proc is None or self._proc.stdin is None or self._proc.stdin.closed:
@@ -143,7 +159,11 @@ class ItemsWorker:
         proc = self._proc
         assert proc.stdout is not None
         try:
-            out = proc.stdout.read()
+            if self._reader is not None:
+                self._reader.join()
+                out = self._out
+            else:
+                out = proc.stdout.read()
             if proc.wait() == 0:
                 return self._answer(out)
             self._errors.seek(0)
@@ -156,8 +176,6 @@ class ItemsWorker:
             self._end()
 
     def _answer(self, out: bytes) -> ItemData | None:
-        from markupsafe import Markup
-
         from skillmix.report.html.view.items import ItemData, ItemFilters
 
         try:
@@ -166,10 +184,9 @@ class ItemsWorker:
             self.failure = f"unreadable answer: {exc}"
             return None
         match answer:
-            case (tuple() as runs, str() as encoded, ItemFilters() as filters, int(followed)):
+            case (tuple() as runs, bytes() as script, ItemFilters() as filters, int(followed)):
                 self.followed = followed
-                # `script_json` encoded it: safe in the page's <script> element.
-                return ItemData(runs, Markup(encoded), filters)
+                return ItemData(runs, script, filters)
         self.failure = f"unexpected answer: {type(answer).__name__}"
         return None
 
@@ -178,6 +195,8 @@ class ItemsWorker:
         if self._proc is not None:
             self._proc.kill()
             self._proc.wait()
+            if self._reader is not None:  # it reads to the end of the killed worker's output
+                self._reader.join()
             self.failure = self.failure or "stopped before it answered"
             self._end()
 
@@ -222,18 +241,19 @@ def serve() -> None:
     # A short-lived process: its objects go with it, so the cycle collector would only
     # walk them (about a tenth of its time on a large run).
     gc.disable()
-    rows = following.rows(request) if following is not None else None
+    rows = following.finish(request) if following is not None else None
     store = Store(request["store"], read_only=True)
     try:
         scores = score_run(store, request["run_id"], request["aggregation"], rows)
         run_id = scores.run["id"]
-        texts.update(store.call_texts(run_id, have=texts))
+        if following is None or not following.caught_up:
+            texts.update(store.call_texts(run_id, have=texts))
         data = item_data(store, [(run_id, request["label"], scores)], texts)
     finally:
         store.close()
-    # The encoded records as a plain str: pickle copies one at memory speed, where a
-    # `Markup` (a str subclass) took about 20 ms to pickle and 8 to unpickle.
-    answer = (data.runs, str(data.encoded), data.filters, followed_texts)
+    # The encoded records as the UTF-8 bytes they were made as: pickle copies them at
+    # memory speed, where the text took 20-40 ms to encode again (and 10 to decode).
+    answer = (data.runs, data.script, data.filters, followed_texts)
     pickle.dump(answer, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
     sys.stdout.buffer.flush()
     os._exit(0)  # without freeing the records one by one
@@ -254,6 +274,7 @@ class _Following:
         self.texts: dict[str, tuple[str, str]] = {}
         self.follower: RunFollower | None = RunFollower(store, run_id)
         self._row = 0  # the last row of the run's ledger read (SQLite)
+        self.caught_up = False  # whether `texts` holds every call of the run (`finish`)
 
     @classmethod
     def start(cls, follow: dict[str, str]) -> _Following | None:
@@ -288,16 +309,23 @@ class _Following:
         if self.follower is not None:
             self.follower.read()
 
-    def rows(self, request: dict[str, Any]) -> RunRows | None:
-        """The rows of the run asked for, if it is the run followed (read to the end and
-        checked); None otherwise, or if reading them fails: then they are read whole."""
+    def finish(self, request: dict[str, Any]) -> RunRows | None:
+        """Read the run asked for to its end, if it is the run followed: its call texts
+        (`caught_up` then says so) and its rows, checked (returned). None if it is another
+        run, or if reading fails: then the rows are read whole, and the texts the worker
+        lacks by their keys."""
         from skillmix.scoring.results import RunRows
 
         try:
             same = (request["store"], request["run_id"]) == (self.store.address, self.run_id)
-            if not same or self.follower is None or not self.follower.can_follow:
+            if not same or self.follower is None:
                 return None
-            return RunRows(*self.follower.tables())
+            self._read()
+            # On SQLite the ledger's new rows are all there is to read: its rows are never
+            # deleted, so none can come back with an old row number; were one missed, the
+            # page reads that call by its key (`item_details`).
+            self.caught_up = True
+            return RunRows(*self.follower.tables()) if self.follower.can_follow else None
         except _READ_ERRORS:
             return None
         finally:

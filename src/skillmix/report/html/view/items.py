@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -9,7 +10,7 @@ from typing import Any, Protocol
 from markupsafe import Markup
 
 from skillmix.report.details import item_details
-from skillmix.report.html.encode import script_json
+from skillmix.report.html.encode import script_json_bytes
 from skillmix.report.html.view.common import RunView
 from skillmix.report.names import display_model
 from skillmix.scoring.results import RunScores
@@ -30,8 +31,13 @@ class ItemData:
     """The item records of a page's runs, encoded for its script, and its filters."""
 
     runs: tuple[tuple[str, str], ...]  # (run id, label) of each run, in page order
-    encoded: Markup  # `script_json` of the records (see `item_data`)
+    script: bytes  # `script_json_bytes` of the records (see `item_data`)
     filters: ItemFilters
+
+    @functools.cached_property
+    def encoded(self) -> Markup:
+        """The records as the page inlines them (`script_json`)."""
+        return Markup(self.script.decode())
 
 
 class ItemSource(Protocol):
@@ -79,7 +85,7 @@ def item_data(
         [(r["id"], r["label"]) for r in labels], sorted({i["k"] for i in items}), judges
     )
     data = {"runs": labels, "judges": judges, "skills": skills, "items": items}
-    return ItemData(tuple((r["id"], r["label"]) for r in labels), script_json(data), filters)
+    return ItemData(tuple((r["id"], r["label"]) for r in labels), script_json_bytes(data), filters)
 
 
 def _skill_key(skills: dict[str, dict[str, Any]], skill: dict[str, Any]) -> str:
