@@ -22,7 +22,7 @@ from report_fixtures import (
     two_student_runs,
     verdict,
 )
-from skillmix.report.build import build_report
+from skillmix.report.build import _usage, build_report
 from skillmix.report.html import render_html, view
 from skillmix.report.svg import Point, Series, heatmap, line_chart
 from skillmix.scoring.metrics import METRICS
@@ -173,6 +173,26 @@ def test_the_page_breaks_down_what_the_report_broke_down(runs: TwoRuns):
         for by in ("skill", "category", "topic"):
             rows = view.common.run_breakdown(run, by)
             assert rows and rows == breakdown(run.scores, by)
+
+
+def test_the_usage_read_aside_is_the_store_own(runs: TwoRuns, tmp_path: Path):
+    """A report reads its run's usage on a second connection, beside the scoring: the same
+    rows as the store's own read; where the store cannot be opened again (here its file
+    moved away under the open connection), it reads them on its own connection."""
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(runs.store_path.read_bytes())
+    store = Store(copy)
+    try:
+        expected = [dict(row) for row in store.usage(runs.careful)]
+        assert expected and sum(row["calls"] for row in expected) > 0
+        aside = build_report(store, runs.careful).usage
+        copy.rename(tmp_path / "moved.sqlite")
+        assert _usage(store, runs.careful) is None
+        alone = build_report(store, runs.careful).usage
+    finally:
+        store.close()
+    for rows in (aside, alone):
+        assert [{k: row[k] for k in expected[0]} for row in rows] == expected
 
 
 def test_warnings_are_prominent(tmp_path: Path):

@@ -28,7 +28,7 @@ from skillmix.scoring.results import (
 )
 from skillmix.scoring.skills import SkillAnalysis, analyze_scores
 from skillmix.scoring.spread import SpreadReport, spread_report_for_run
-from skillmix.store import Store
+from skillmix.store import Store, StoreError, UsageRow
 
 WEAK_JUDGE_WARNING = (
     "The judge {judge} is SmolLM2-135M, a 135M-parameter model that cannot grade reliably: "
@@ -135,8 +135,9 @@ def build_report(
     bootstrap intervals at `level` over `resamples` resamples; `settings` price the calls.
     Reads only the store: no model is called.
     """
+    run_usage = _side_threads().submit(_usage, store, store.get_run(run_id)["id"])
     scores = score_run(store, run_id, aggregation)
-    analysis = _analysis_thread().submit(
+    analysis = _side_threads().submit(
         analyze_scores, [scores], level=level, cell_budget=REPORT_CELL_BUDGET
     )
     run = scores.run
@@ -160,7 +161,9 @@ def build_report(
     penalized = sum(r.penalized for r in rows)
     if penalized:
         warnings.append(f"the naming penalty removed {penalized} skill point(s)")
-    usage: list[dict[str, Any]] = [dict(row) for row in store.usage(run["id"])]
+    usage: list[dict[str, Any]] = [
+        dict(row) for row in run_usage.result() or store.usage(run["id"])
+    ]
     settings = settings or Settings()
     specs = [run["config"].get("student", ""), *run["config"].get("judges", [])]
     for row in usage:
@@ -193,8 +196,23 @@ def build_report(
 
 
 @functools.cache
-def _analysis_thread() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="skillmix-analysis")
+def _side_threads() -> ThreadPoolExecutor:
+    """Where a report reads its usage and computes its skill analysis, beside the rest."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="skillmix-report")
+
+
+def _usage(store: Store, run_id: str) -> list[UsageRow] | None:
+    """The run's usage (`Store.usage`), read on a connection of its own, so that SQLite
+    joins the run's calls (its largest query) while this thread scores the run; None if
+    the store cannot be opened again (then the report reads it on its own connection)."""
+    try:
+        reader = Store(store.address, read_only=True)
+    except StoreError:
+        return None
+    try:
+        return reader.usage(run_id)
+    finally:
+        reader.close()
 
 
 def _completeness_warnings(scores: RunScores, rows: list[SummaryRow]) -> list[str]:
