@@ -84,7 +84,7 @@ def test_the_worker_builds_what_the_page_would(runs: TwoRuns, store: Store, tmp_
 def test_an_answer_of_another_shape_or_cut_short_is_not_used(runs: TwoRuns, store: Store):
     """The command takes only an answer of the shape it asked for, whole."""
     data = _here(store, runs.sloppy)
-    whole = pickle.dumps((data.runs, data.script, data.filters, 3))
+    whole = pickle.dumps((data.runs, str(data.encoded).encode(), data.filters, 3))
     worker = ItemsWorker.__new__(ItemsWorker)  # no process: the answer alone
     worker.failure, worker.followed = None, None
     assert worker._answer(whole) == data and worker.followed == 3

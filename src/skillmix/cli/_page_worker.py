@@ -161,7 +161,7 @@ class ItemsWorker:
         try:
             if self._reader is not None:
                 self._reader.join()
-                out = self._out
+                out, self._out = self._out, b""  # held here only, until decoded
             else:
                 out = proc.stdout.read()
             if proc.wait() == 0:
@@ -186,7 +186,7 @@ class ItemsWorker:
         match answer:
             case (tuple() as runs, bytes() as script, ItemFilters() as filters, int(followed)):
                 self.followed = followed
-                return ItemData(runs, script, filters)
+                return ItemData.from_parts(runs, script, filters)
         self.failure = f"unexpected answer: {type(answer).__name__}"
         return None
 
@@ -222,7 +222,7 @@ class ItemsWorker:
 def serve() -> None:
     """The worker: import what it needs (while the run goes on), follow the run if asked
     to, wait for the request, answer it on stdout, exit."""
-    from skillmix.report.html.view.items import item_data
+    from skillmix.report.html.view.items import item_parts
     from skillmix.scoring.results import score_run
     from skillmix.store import Store
 
@@ -248,12 +248,12 @@ def serve() -> None:
         run_id = scores.run["id"]
         if following is None or not following.caught_up:
             texts.update(store.call_texts(run_id, have=texts))
-        data = item_data(store, [(run_id, request["label"], scores)], texts)
+        runs, script, filters = item_parts(store, [(run_id, request["label"], scores)], texts)
     finally:
         store.close()
     # The encoded records as the UTF-8 bytes they were made as: pickle copies them at
-    # memory speed, where the text took 20-40 ms to encode again (and 10 to decode).
-    answer = (data.runs, data.script, data.filters, followed_texts)
+    # memory speed, where their text took 20-40 ms to encode again (and 10 to decode).
+    answer = (runs, script, filters, followed_texts)
     pickle.dump(answer, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
     sys.stdout.buffer.flush()
     os._exit(0)  # without freeing the records one by one

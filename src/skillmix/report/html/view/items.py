@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,13 +30,16 @@ class ItemData:
     """The item records of a page's runs, encoded for its script, and its filters."""
 
     runs: tuple[tuple[str, str], ...]  # (run id, label) of each run, in page order
-    script: bytes  # `script_json_bytes` of the records (see `item_data`)
+    encoded: Markup  # `script_json` of the records (see `item_data`)
     filters: ItemFilters
 
-    @functools.cached_property
-    def encoded(self) -> Markup:
-        """The records as the page inlines them (`script_json`)."""
-        return Markup(self.script.decode())
+    @classmethod
+    def from_parts(
+        cls, runs: tuple[tuple[str, str], ...], script: bytes, filters: ItemFilters
+    ) -> ItemData:
+        """The data `item_parts` gave (`script`: `script_json_bytes` of the records),
+        decoded once, straight into the page's text."""
+        return cls(runs, Markup(script, "utf-8"), filters)
 
 
 class ItemSource(Protocol):
@@ -62,7 +64,17 @@ def item_data(
     texts: Mapping[str, tuple[str, str]] | None = None,
 ) -> ItemData:
     """Every item record of every run (id, label, scores), for the page's script; `texts`:
-    the runs' call texts (`Store.call_texts`) when the caller has read them.
+    the runs' call texts (`Store.call_texts`) when the caller has read them."""
+    return ItemData.from_parts(*item_parts(store, runs, texts))
+
+
+def item_parts(
+    store: Store,
+    runs: Sequence[tuple[str, str, RunScores]],
+    texts: Mapping[str, tuple[str, str]] | None = None,
+) -> tuple[tuple[tuple[str, str], ...], bytes, ItemFilters]:
+    """`item_data`'s parts: the runs (id, label), the records encoded as UTF-8 bytes (as a
+    process sends them to another, without a text copy), and the filters.
 
     Each skill is written once, in `skills`, and items name theirs by key: a skill's
     definition and example would otherwise be repeated in every item that uses it (a
@@ -85,7 +97,7 @@ def item_data(
         [(r["id"], r["label"]) for r in labels], sorted({i["k"] for i in items}), judges
     )
     data = {"runs": labels, "judges": judges, "skills": skills, "items": items}
-    return ItemData(tuple((r["id"], r["label"]) for r in labels), script_json_bytes(data), filters)
+    return tuple((r["id"], r["label"]) for r in labels), script_json_bytes(data), filters
 
 
 def _skill_key(skills: dict[str, dict[str, Any]], skill: dict[str, Any]) -> str:
