@@ -82,30 +82,44 @@ def item_parts(
     """
     items: list[dict[str, Any]] = []
     labels = []
-    judges: list[str] = []
+    judges: dict[str, str] = {}  # each judge's spec, as the page shows it, in order seen
     skills: dict[str, dict[str, Any]] = {}
+    # Each skill record's key, by identity (item details share one record per skill): the
+    # record is held with it, so that no other object can take its id meanwhile.
+    keys: dict[int, tuple[dict[str, Any], str]] = {}
     for run_id, label, scores in runs:
         labels.append({"id": run_id, "label": label})
         for record in item_details(store, scores, texts):
             for j in record["judges"]:
-                j["judge"] = display_model(j["judge"])
-                if j["judge"] not in judges:
-                    judges.append(j["judge"])
-            record["skills"] = [_skill_key(skills, skill) for skill in record["skills"]]
+                shown = judges.get(j["judge"])
+                if shown is None:
+                    shown = judges[j["judge"]] = display_model(j["judge"])
+                j["judge"] = shown
+            record["skills"] = [
+                keys[id(skill)][1] if id(skill) in keys else _skill_key(skills, skill, keys)
+                for skill in record["skills"]
+            ]
             items.append({"run": run_id, "model": label, **record})
+    shown_judges = list(dict.fromkeys(judges.values()))
     filters = ItemFilters(
-        [(r["id"], r["label"]) for r in labels], sorted({i["k"] for i in items}), judges
+        [(r["id"], r["label"]) for r in labels], sorted({i["k"] for i in items}), shown_judges
     )
-    data = {"runs": labels, "judges": judges, "skills": skills, "items": items}
+    data = {"runs": labels, "judges": shown_judges, "skills": skills, "items": items}
     return tuple((r["id"], r["label"]) for r in labels), script_json_bytes(data), filters
 
 
-def _skill_key(skills: dict[str, dict[str, Any]], skill: dict[str, Any]) -> str:
+def _skill_key(
+    skills: dict[str, dict[str, Any]],
+    skill: dict[str, Any],
+    keys: dict[int, tuple[dict[str, Any], str]],
+) -> str:
     """The key of `skill` in the page's skill table, adding it when new (two catalogs may
-    give one id different texts: each text gets a key of its own)."""
+    give one id different texts: each text gets a key of its own); `keys` remembers it
+    for this very record, which the run's other items share."""
     key, n = skill["id"], 1
     while key in skills and skills[key] != skill:
         n += 1
         key = f"{skill['id']}#{n}"
     skills.setdefault(key, skill)
+    keys[id(skill)] = (skill, key)
     return key
