@@ -161,8 +161,9 @@ def build_report(
     penalized = sum(r.penalized for r in rows)
     if penalized:
         warnings.append(f"the naming penalty removed {penalized} skill point(s)")
+    read_aside = run_usage.result()
     usage: list[dict[str, Any]] = [
-        dict(row) for row in run_usage.result() or store.usage(run["id"])
+        dict(row) for row in (store.usage(run["id"]) if read_aside is None else read_aside)
     ]
     settings = settings or Settings()
     specs = [run["config"].get("student", ""), *run["config"].get("judges", [])]
