@@ -21,9 +21,7 @@ def item_details(
     """
     run_id = scores.run["id"]
     catalog = scores.catalog
-    if (rows := scores.rows) is None:
-        held = store.generations(run_id)
-        rows = RunRows(store.items(run_id), held, store.grades(run_id, held))
+    rows = scores.rows or RunRows(*store.run_tables(run_id))
     generations = {(g["item_id"], g["round"]): g for g in rows.generations}
     grades: dict[tuple[str, int], list[GradeRow]] = {}
     for g in rows.grades:

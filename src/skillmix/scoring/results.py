@@ -101,9 +101,7 @@ def score_run(
     config = run["config"]
     catalog = store.get_catalog(run["catalog_hash"])
     penalty = bool(config.get("naming_penalty", True))
-    if rows is None:
-        held = store.generations(run["id"])
-        rows = RunRows(store.items(run["id"]), held, store.grades(run["id"], held))
+    rows = rows or RunRows(*store.run_tables(run["id"]))
     generations = {(g["item_id"], g["round"]): g for g in rows.generations}
     votes: dict[tuple[str, int, str], list[dict[str, float] | None]] = defaultdict(list)
     methods: dict[str, int] = defaultdict(int)
@@ -209,6 +207,9 @@ def summarize(
 
 
 BREAKDOWNS = ("skill", "category", "topic")
+# Per group of a breakdown (judge, key): items, then the sums of the three metrics and of
+# skill successes.
+_Sums = dict[tuple[str, str], list[float]]
 
 
 def breakdown(scores: RunScores, by: str) -> list[dict[str, Any]]:
@@ -226,16 +227,12 @@ def breakdowns(
     """`breakdown` by each of `by`, in one pass over the items."""
     if not set(by) <= set(BREAKDOWNS):
         raise ValueError("breakdown is by skill, category or topic")
-    # Per group: items, then the sums of the three metrics and of skill successes.
-    groups: dict[str, dict[tuple[str, str], list[float]]] = {b: {} for b in by}
+    groups: dict[str, _Sums] = {b: {} for b in by}
     skills, categories, topics = (groups.get(b) for b in BREAKDOWNS)
     category = {s.id: s.category for s in scores.catalog.skills} if categories is not None else {}
 
-    def add(group: dict[tuple[str, str], list[float]], key: tuple[str, str], values: Scores,
-            success: float) -> None:  # fmt: skip
-        sums = group.get(key)
-        if sums is None:
-            sums = group[key] = [0, 0.0, 0.0, 0.0, 0.0]
+    def add(group: _Sums, key: tuple[str, str], values: Scores, success: float) -> None:
+        sums = group.setdefault(key, [0, 0.0, 0.0, 0.0, 0.0])
         sums[0] += 1
         sums[1] += values.full_marks
         sums[2] += values.all_skills
@@ -260,11 +257,11 @@ def breakdowns(
     out = {}
     for b, grouped in groups.items():
         rows = []
-        for (judge, key), (n, *sums) in sorted(grouped.items()):
+        for (judge, key), (n, *metrics, successes) in sorted(grouped.items()):
             row: dict[str, Any] = {"judge": judge, b: key, "items": n}
-            row.update({m: total / n for m, total in zip(METRICS, sums[:3], strict=True)})
+            row.update({m: total / n for m, total in zip(METRICS, metrics, strict=True)})
             if b != "topic":
-                row["skill_success"] = sums[3] / n
+                row["skill_success"] = successes / n
             rows.append(row)
         out[b] = rows
     return out

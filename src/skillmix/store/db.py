@@ -917,6 +917,12 @@ class Store:
         )
         return [grade_row(r) for r in current_grades(rows, held)]
 
+    def run_tables(self, run_id: str) -> tuple[list[ItemRow], list[GenerationRow], list[GradeRow]]:
+        """A run's items, generations and the grades of the texts those generations hold:
+        what a run is scored from (`scoring.results.RunRows`)."""
+        generations = self.generations(run_id)
+        return self.items(run_id), generations, self.grades(run_id, generations)
+
     # --- imported reference points ------------------------------------------------------
 
     def put_reference_points(

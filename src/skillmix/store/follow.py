@@ -86,12 +86,7 @@ class RunFollower:
         or (on PostgreSQL, or when the check fails) read whole."""
         self.read()
         if not self.can_follow or not self._complete():
-            generations = self.store.generations(self.run_id)
-            return (
-                self.store.items(self.run_id),
-                generations,
-                self.store.grades(self.run_id, generations),
-            )
+            return self.store.run_tables(self.run_id)
         items, generations, grades = (self._sorted(table) for table in _KEYS)
         held = ((g["item_id"], g["round"], g["answer"]) for g in generations)
         return items, generations, current_grades(grades, held)
