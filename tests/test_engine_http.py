@@ -150,3 +150,29 @@ def test_train_and_held_out_runs_use_disjoint_skills(tmp_path: Path, server: Scr
         )
     assert not used["train"][0] & used["held-out"][0]
     assert not used["train"][1] & used["held-out"][1]
+
+
+def test_the_rows_kept_for_the_report_are_those_stored(tmp_path: Path, server: ScriptedServer):
+    """`skillmix run` reports from the rows its store kept as it wrote them: on a new run,
+    and on the same run again (every answer from the cache), they are exactly what a
+    second connection reads: items, generations, grades and usage."""
+    spec = server.spec()
+    config = RunConfig(
+        student=spec, judges=(spec,), k=(2, 3), items=3, generation_rounds=2, grading_rounds=2
+    )
+    path = tmp_path / "s.sqlite"
+    for new in (True, False):
+        store = Store(path)
+        engine = Engine(store, config, load_catalog(), resolve_model(spec), [resolve_model(spec)])
+        store.keep_rows(engine.run_id)
+        result = asyncio.run(engine.run())
+        reader = Store(path, read_only=True)
+        kept = store.run_tables(result.run_id)
+        assert kept == reader.run_tables(result.run_id)
+        assert [len(rows) for rows in kept] == [6, 12, 24]
+        assert store.usage(result.run_id) == reader.usage(result.run_id)
+        # Its ledger is all the run has only when this store made the run: on a resume,
+        # the usage (which counts what the first run sent) is read.
+        assert (store.kept_usage(result.run_id) is not None) == new == (not result.resumed)
+        reader.close()
+        store.close()

@@ -371,6 +371,124 @@ def test_call_texts_leave_out_what_the_reader_has(store_at, monkeypatch: pytest.
     assert store.call_texts("other run") == {}
 
 
+def test_the_rows_a_store_kept_are_those_it_reads(store_at):
+    """What a store kept of the run it wrote (`keep_rows`, for the report right after it) is
+    what a read returns: the last write of a generation or grade, the first of an item,
+    the ledger's first role and any send, grades of a replaced text left out. Where the run
+    has rows it did not write (they were there before, or came from elsewhere) it reads."""
+    path = store_at()
+    writer, reader = Store(path), Store(path, read_only=True)
+
+    def call(n: int, tokens: int) -> CallRecord:
+        messages = [{"role": "user", "content": f"task {n}"}]
+        return CallRecord(
+            f"key-{n}", "openai", "m", "student", messages, {}, "reply", tokens, 1, "", "stop", 0.1
+        )
+
+    def generation(item: str, answer: str) -> None:
+        writer.put_generation(
+            "run", item, 0, turn1_key=f"{item}-1", turn2_key=f"{item}-2", answer=answer,
+            explanation=None, marker_found=True, sentences=1, named={"s2": "named", "s1": "x"},
+        )  # fmt: skip
+
+    def grade(item: str, answer: str, value: float, round_: int = 0) -> None:
+        writer.put_grade(
+            "run", item, 0, "judge", round_, status="parsed", method="json",
+            verdicts={"skill:s2": value, "skill:s1": 1}, reason=None, attempts=1,
+            call_keys=[f"{item}-g"], answer=answer,
+        )  # fmt: skip
+
+    def reads() -> tuple[Any, Any]:
+        return reader.run_tables("run"), reader.usage("run")
+
+    def kept(store: Store) -> bool:
+        """Whether the store answers with the generations it holds (the same rows twice),
+        not with rows it read (new ones at every read)."""
+        return store.run_tables("run")[1][0] is store.run_tables("run")[1][0]
+
+    catalog = load_catalog()
+    writer.put_catalog(catalog)
+    writer.keep_rows("run")
+    writer.ensure_run("run", {}, catalog.content_hash, "v1")
+    writer.put_items("run", [(p, f"i{p}", 2 + p % 2, ("s1", f"s{p + 2}"), "t") for p in range(4)])
+    writer.put_items("run", [(9, "i0", 3, ("s7", "s8"), "t")])  # ignored: i0 is stored
+    for item, answer in (("i2", "two"), ("i0", "zero"), ("i1", "one"), ("i0", "zero, again")):
+        generation(item, answer)
+    grade("i0", "zero", 1.0)  # of the text it no longer holds
+    grade("i1", "one", 0.5, round_=1)
+    grade("i1", "one", 0.0)
+    grade("i1", "one", 1.0)  # graded again
+    for n in range(3):
+        writer.put_call(call(n, 10 + n))
+    for n, sent in ((0, False), (1, True), (0, True), (2, False), (1, False)):
+        writer.record_use("run", f"key-{n}", "student", sent, call(n, 10 + n))
+    assert writer.kept_usage("run") is not None and writer.run_tables("run") == reads()[0]
+    assert kept(writer)
+    assert writer.usage("run") == reads()[1] == [
+        {"role": "student", "provider": "openai", "model": "m", "sent": 0, "calls": 1,
+         "prompt_tokens": 12, "completion_tokens": 1},
+        {"role": "student", "provider": "openai", "model": "m", "sent": 1, "calls": 2,
+         "prompt_tokens": 21, "completion_tokens": 2},
+    ]  # fmt: skip
+    items, generations, grades = writer.run_tables("run")
+    assert [i["item_id"] for i in items] == ["i0", "i2", "i1", "i3"]  # by k, then position
+    assert items[0]["skill_ids"] == ["s1", "s2"]
+    assert [g["answer"] for g in generations] == ["zero, again", "one", "two"]
+    assert [(g["grade_round"], g["verdicts"]) for g in grades] == [
+        (0, {"skill:s1": 1, "skill:s2": 1.0}),
+        (1, {"skill:s1": 1, "skill:s2": 0.5}),
+    ]
+    # A row written by another process: the counts differ, the store reads the run.
+    other = Store(path)
+    other.put_grade(
+        "run", "i2", 0, "judge", 0, status="unparsed", method="none", verdicts=None,
+        reason="?", attempts=1, call_keys=[], answer="two",
+    )  # fmt: skip
+    other.put_call(call(9, 1))
+    other.record_use("run", "key-9", "judge", True)
+    assert writer.kept_usage("run") is None and not kept(writer)
+    assert (writer.run_tables("run"), writer.usage("run")) == reads()
+    assert len(writer.run_tables("run")[2]) == 3
+
+    # A run the store did not create (a resume): its generations and grades, written again,
+    # are those kept; its items and ledger, which were there before, are read.
+    resumed = Store(path)
+    resumed.keep_rows("run")
+    assert resumed.ensure_run("run", {}, catalog.content_hash, "v1")  # it existed
+    resumed.put_items("run", [(0, "i0", 2, ("s1", "s2"), "t")])
+    resumed.record_use("run", "key-0", "student", False, call(0, 10))
+    assert resumed.kept_usage("run") is None and resumed.usage("run") == reads()[1]
+    resumed.put_generation(
+        "run", "i0", 0, turn1_key="a", turn2_key="b", answer="zero", explanation="why",
+        marker_found=False, sentences=2, named={},
+    )  # fmt: skip
+    assert resumed.run_tables("run") == reads()[0]
+    assert not kept(resumed)  # read: it wrote one generation of three, and no grade
+    for item, answer in (("i1", "one"), ("i2", "two")):
+        resumed.put_generation(
+            "run", item, 0, turn1_key="a", turn2_key="b", answer=answer, explanation=None,
+            marker_found=True, sentences=1, named={},
+        )  # fmt: skip
+    for round_ in (0, 1):
+        resumed.put_grade(
+            "run", "i1", 0, "judge", round_, status="parsed", method="json", verdicts={},
+            reason=None, attempts=1, call_keys=[], answer="one",
+        )  # fmt: skip
+    for item, answer in (("i2", "two"), ("i0", "zero")):
+        assert not kept(resumed)  # not yet every grade (i0's, of an old text, counts too)
+        resumed.put_grade(
+            "run", item, 0, "judge", 0, status="parsed", method="json", verdicts={},
+            reason=None, attempts=1, call_keys=[], answer=answer,
+        )  # fmt: skip
+    assert resumed.run_tables("run") == reads()[0] and kept(resumed)  # all written again
+    # A use recorded without its call: the ledger kept can no longer say the tokens.
+    fresh = Store(path)
+    fresh.keep_rows("new")
+    fresh.ensure_run("new", {}, catalog.content_hash, "v1")
+    fresh.record_use("new", "key-1", "student", True)
+    assert fresh.kept_usage("new") is None and fresh.usage("new") == reader.usage("new")
+
+
 def test_a_follower_holds_the_run_as_the_store_reads_it(store_at):
     """A reader following a run (the page worker) reads its rows a few at a time: rows
     written again (a new sample, a new grade) replace those it holds, a grade of a text

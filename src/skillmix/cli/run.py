@@ -92,6 +92,7 @@ def run(
         highlight=False,
     )
     records = len(config.k) * config.items * config.generation_rounds
+    engine.store.keep_rows(engine.run_id)  # what the report reads is what the run writes
     with page_worker(records) as worker:  # the page's item data, on the other core
         if worker is not None:
             worker.follow(engine.store, engine.run_id)

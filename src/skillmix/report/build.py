@@ -135,7 +135,9 @@ def build_report(
     bootstrap intervals at `level` over `resamples` resamples; `settings` price the calls.
     Reads only the store: no model is called.
     """
-    run_usage = _side_threads().submit(_usage, store, store.get_run(run_id)["id"])
+    full_id = store.get_run(run_id)["id"]
+    kept_usage = store.kept_usage(full_id)  # what the run just wrote (`Store.keep_rows`)
+    run_usage = None if kept_usage is not None else _side_threads().submit(_usage, store, full_id)
     scores = score_run(store, run_id, aggregation)
     analysis = _side_threads().submit(
         analyze_scores, [scores], level=level, cell_budget=REPORT_CELL_BUDGET
@@ -161,9 +163,9 @@ def build_report(
     penalized = sum(r.penalized for r in rows)
     if penalized:
         warnings.append(f"the naming penalty removed {penalized} skill point(s)")
-    read_aside = run_usage.result()
+    read = kept_usage if run_usage is None else run_usage.result()
     usage: list[dict[str, Any]] = [
-        dict(row) for row in (store.usage(run["id"]) if read_aside is None else read_aside)
+        dict(row) for row in (store.usage(run["id"]) if read is None else read)
     ]
     settings = settings or Settings()
     specs = [run["config"].get("student", ""), *run["config"].get("judges", [])]

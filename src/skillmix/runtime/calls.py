@@ -155,7 +155,7 @@ class CallCache:
         cached = self.store.get_call(key)
         if cached is not None:
             usage.cached += 1
-            self._ledger(key, role, sent=False)
+            self._ledger(cached, role, sent=False)
             return cached
         if self.estimate:
             return self._synthetic(model, role, request, key)
@@ -278,7 +278,7 @@ class CallCache:
             self.store.put_call(record)
         else:  # another process stored an answer to this request first: that one counts
             record = stored
-        self._ledger(key, role, sent=True)
+        self._ledger(record, role, sent=True)
         usage = self.stats.role(role)
         usage.sent += 1
         usage.prompt_tokens += response.prompt_tokens
@@ -291,9 +291,9 @@ class CallCache:
         await self.store.committed()
         return record
 
-    def _ledger(self, key: str, role: str, *, sent: bool) -> None:
+    def _ledger(self, call: CallRecord, role: str, *, sent: bool) -> None:
         if self.run_id is not None and not self.estimate:
-            self.store.record_use(self.run_id, key, role, sent)
+            self.store.record_use(self.run_id, call.key, role, sent, call)
 
     # --- estimate mode ------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from skillmix.store.failures import (
     WriteFailure,
     describe_failure,
 )
+from skillmix.store.kept import GENERATION_COLUMNS, GRADE_COLUMNS, ITEM_COLUMNS, KeptRows
 from skillmix.store.lease import LEASE_SCHEMA, hold_run, observed_status
 from skillmix.store.opening import (
     OPEN_WAIT_S,
@@ -87,6 +88,18 @@ RowT = TypeVar("RowT", bound=Mapping[str, Any])  # a row as read, or as decoded
 _KEYS_PER_QUERY = 500
 
 _CALL_INSERT = "INSERT OR IGNORE INTO calls "
+_ITEM_INSERT = (
+    f"INSERT OR IGNORE INTO items ({', '.join(ITEM_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ITEM_COLUMNS))})"
+)
+_GENERATION_INSERT = (
+    f"INSERT OR REPLACE INTO generations ({', '.join(GENERATION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(GENERATION_COLUMNS))})"
+)
+_GRADE_INSERT = (
+    f"INSERT OR REPLACE INTO grades ({', '.join(GRADE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(GRADE_COLUMNS))})"
+)
 
 
 class Store:
@@ -109,6 +122,7 @@ class Store:
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failed: Exception | None = None  # what stopped the writes, see raise_if_failed
+        self._kept: KeptRows | None = None  # see keep_rows
         self.repaired_texts = 0  # values whose lone surrogates were replaced before storing
         self.replayed = 0  # writes stored from the side file of an earlier run
         self.replay_dropped = 0  # lines of that side file that could not be stored
@@ -220,6 +234,7 @@ class Store:
     def close(self) -> None:
         if not self.read_only:
             self._settle()
+        self._kept = None
         self.db.close()
 
     # --- group commit ---------------------------------------------------------------------
@@ -248,8 +263,9 @@ class Store:
         self._settle()
         self.raise_if_failed()
 
-    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        """Write now, or with the loop iteration's group commit inside `group_commits`.
+    def _write(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Write now, or with the loop iteration's group commit inside `group_commits`;
+        returns the values written (lone surrogates repaired).
 
         Outside it, a write the store cannot take goes to the side file and raises.
         """
@@ -261,7 +277,7 @@ class Store:
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._flush_soon)
-            return
+            return params
         try:
             self._execute(sql, params)
         except StoreWriteError as err:
@@ -269,6 +285,7 @@ class Store:
             self._pending.append((sql, params))
             self._settle()
             raise StoreWriteError(err.failure) from err
+        return params
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> Cursor:
         """One statement outside a group commit; a store problem is a StoreWriteError."""
@@ -518,7 +535,15 @@ class Store:
             "template_version, config) VALUES (?, ?, ?, 'running', ?, ?, ?)",
             (run_id, now, now, catalog_hash, template_version, json.dumps(config, sort_keys=True)),
         )
-        return cur.rowcount == 0
+        created = cur.rowcount == 1
+        if created and self._kept is not None and self._kept.run_id == run_id:
+            # A new run has no items (they need it), and unless a ledger of an earlier run
+            # of this id was left behind, no ledger either: what is kept will be all.
+            stale = self.db.execute(
+                "SELECT 1 FROM run_calls WHERE run_id = ? LIMIT 1", (run_id,)
+            ).fetchone()
+            self._kept.created = stale is None
+        return not created
 
     def set_run_status(self, run_id: str, status: str) -> None:
         """Record how a run ended. It is never marked done while a write is missing: once a
@@ -576,13 +601,10 @@ class Store:
         self, run_id: str, items: list[tuple[int, str, int, tuple[str, ...], str]]
     ) -> None:
         rows = [(run_id, iid, pos, k, json.dumps(list(s)), t) for pos, iid, k, s, t in items]
-        self._atomic(
-            lambda: self.db.executemany(
-                "INSERT OR IGNORE INTO items (run_id, item_id, position, k, skill_ids, topic_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        )
+        self._atomic(lambda: self.db.executemany(_ITEM_INSERT, rows))
+        if self._kept is not None and self._kept.run_id == run_id:
+            for row in rows:
+                self._kept.item(item_row(dict(zip(ITEM_COLUMNS, row, strict=True))))
 
     def items(self, run_id: str, limit: int | None = None) -> list[ItemRow]:
         """The run's items by k and position; the first `limit` of them when given."""
@@ -697,17 +719,25 @@ class Store:
     def count_calls(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
-    def record_use(self, run_id: str, key: str, role: str, sent: bool) -> None:
-        """The ledger: this run used this call, paid for it (sent) or from the cache."""
+    def record_use(
+        self, run_id: str, key: str, role: str, sent: bool, call: CallRecord | None = None
+    ) -> None:
+        """The ledger: this run used this call, paid for it (sent) or from the cache.
+        `call`: the call as stored, when the caller holds it (for `keep_rows`)."""
         self._write(
             "INSERT INTO run_calls (run_id, key, role, sent) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (run_id, key) DO UPDATE SET sent = "
             "CASE WHEN excluded.sent > run_calls.sent THEN excluded.sent ELSE run_calls.sent END",
             (run_id, key, role, int(sent)),
         )
+        if self._kept is not None and self._kept.run_id == run_id:
+            self._kept.use(key, role, sent, call)
 
     def usage(self, run_id: str) -> list[UsageRow]:
         """Calls and tokens per role, provider and model for one run (paid and reused)."""
+        kept = self.kept_usage(run_id)
+        if kept is not None:
+            return kept
         rows = _records(
             self.db.execute(
                 "SELECT rc.role, c.provider, c.model, rc.sent, COUNT(*) AS calls, "
@@ -792,10 +822,8 @@ class Store:
         named: dict[str, str],
     ) -> None:
         """One generation round of one item (replaces a stored one); see `GenerationRow`."""
-        self._write(
-            "INSERT OR REPLACE INTO generations (run_id, item_id, round, turn1_key, turn2_key, "
-            "answer, explanation, marker_found, sentences, named) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        written = self._write(
+            _GENERATION_INSERT,
             (
                 run_id,
                 item_id,
@@ -809,6 +837,9 @@ class Store:
                 json.dumps(named),
             ),
         )
+        if self._kept is not None and self._kept.run_id == run_id:
+            row = dict(zip(GENERATION_COLUMNS, written, strict=True))
+            self._kept.generation(generation_row(row))
 
     def generations(self, run_id: str) -> list[GenerationRow]:
         rows = _records(
@@ -839,10 +870,8 @@ class Store:
         `answer` is the text that was graded: the grade then only counts (in `grades`)
         while the generation still holds exactly that text. Without it, it always counts.
         """
-        self._write(
-            "INSERT OR REPLACE INTO grades (run_id, item_id, gen_round, judge, grade_round, "
-            "status, method, verdicts, reason, attempts, call_keys, answer_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        written = self._write(
+            _GRADE_INSERT,
             (
                 run_id,
                 item_id,
@@ -858,6 +887,8 @@ class Store:
                 None if answer is None else answer_hash(answer),
             ),
         )
+        if self._kept is not None and self._kept.run_id == run_id:
+            self._kept.grade(grade_row(dict(zip(GRADE_COLUMNS, written, strict=True))))
 
     # --- human spot checks ---------------------------------------------------------------
 
@@ -919,9 +950,39 @@ class Store:
 
     def run_tables(self, run_id: str) -> tuple[list[ItemRow], list[GenerationRow], list[GradeRow]]:
         """A run's items, generations and the grades of the texts those generations hold:
-        what a run is scored from (`scoring.results.RunRows`)."""
+        what a run is scored from (`scoring.results.RunRows`).
+
+        The generations and grades this store kept as it wrote them (`keep_rows`) are used
+        instead of reading them again when they are all the run has: see `KeptRows`.
+        """
+        kept = self._kept_rows(run_id)
+        tables = None if kept is None else kept.tables(self.db)
+        if tables is not None:
+            items, generations, grades = tables
+            held = ((g["item_id"], g["round"], g["answer"]) for g in generations)
+            return items or self.items(run_id), generations, current_grades(grades, held)
         generations = self.generations(run_id)
         return self.items(run_id), generations, self.grades(run_id, generations)
+
+    def keep_rows(self, run_id: str) -> None:
+        """Keep the rows of `run_id` this store writes from now on, for `run_tables` and
+        `usage` to return without reading back what they are (a report made right after
+        the run, as `skillmix run` does). One run at a time, until the store is closed;
+        see `store.kept`."""
+        self._kept = KeptRows(run_id)
+
+    def kept_usage(self, run_id: str) -> list[UsageRow] | None:
+        """`usage(run_id)` from the ledger kept (`keep_rows`), or None where that is not
+        the run's whole ledger."""
+        kept = self._kept_rows(run_id)
+        return None if kept is None else kept.usage(self.db)
+
+    def _kept_rows(self, run_id: str) -> KeptRows | None:
+        """The rows kept of `run_id`, if every write was committed."""
+        kept = self._kept
+        if kept is None or kept.run_id != run_id or self._pending or self._failed is not None:
+            return None
+        return kept
 
     # --- imported reference points ------------------------------------------------------
 
