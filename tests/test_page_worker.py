@@ -26,6 +26,7 @@ from skillmix.cli._page_worker import (
 from skillmix.errors import InputError
 from skillmix.report.build import build_report
 from skillmix.report.html import write_page
+from skillmix.report.html.page import build_page
 from skillmix.report.html.view.common import page_runs
 from skillmix.report.html.view.items import ItemData, item_data, page_items
 from skillmix.report.names import short_model
@@ -79,12 +80,14 @@ def test_the_worker_builds_what_the_page_would(runs: TwoRuns, store: Store, tmp_
         with_worker = _page(store, run_id, tmp_path / "worker.html", worker)
     assert worker.failure is None
     assert with_worker == _page(store, run_id, tmp_path / "here.html")
+    # The file holds the records' bytes as they came, in the text the page is made of.
+    assert with_worker == without_times(build_page(store, [build_report(store, run_id)]))
 
 
 def test_an_answer_of_another_shape_or_cut_short_is_not_used(runs: TwoRuns, store: Store):
     """The command takes only an answer of the shape it asked for, whole."""
     data = _here(store, runs.sloppy)
-    whole = pickle.dumps((data.runs, str(data.encoded).encode(), data.filters, 3))
+    whole = pickle.dumps((data.runs, data.script, data.filters, 3))
     worker = ItemsWorker.__new__(ItemsWorker)  # no process: the answer alone
     worker.failure, worker.followed = None, None
     assert worker._answer(whole) == data and worker.followed == 3

@@ -186,7 +186,7 @@ class ItemsWorker:
         match answer:
             case (tuple() as runs, bytes() as script, ItemFilters() as filters, int(followed)):
                 self.followed = followed
-                return ItemData.from_parts(runs, script, filters)
+                return ItemData(runs, script, filters)
         self.failure = f"unexpected answer: {type(answer).__name__}"
         return None
 

@@ -3,14 +3,16 @@ the script inlined, and a Content-Security-Policy that allows exactly those two.
 
 Autoescape is on and undefined names are errors, so every string of the view model is
 escaped and a template that names a missing field fails loudly. Only our own text is
-marked safe: the assets, the policy, the SVG charts (escaped by `svg.py`) and the item
-data, which `script_json` encodes so that nothing in it can end its <script> element.
+marked safe: the assets, the policy and the SVG charts (escaped by `svg.py`). The item
+data go in as the bytes `encode.script_json_bytes` made of them, so that nothing in them
+can end their <script> element, in the place the template marks (`_page_parts`).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 from collections.abc import Sequence
 from functools import cache
 from importlib import metadata, resources
@@ -66,11 +68,14 @@ def write_page(
     does). A path that cannot be written is an `InputError` that names it.
     """
     out = Path(path)
-    page = build_page(store, reports, item_source)
+    head, items, tail = _page_parts(store, reports, item_source)
     try:
         if out.parent and not out.parent.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page, encoding="utf-8")
+        with out.open("wb") as f:
+            f.write(head.encode("utf-8"))
+            f.write(items)
+            f.write(tail.encode("utf-8"))
     except OSError as err:
         raise InputError(f"cannot write {out}: {err.strerror or err}") from err
     return out
@@ -80,15 +85,31 @@ def build_page(
     store: Store, reports: Sequence[Report], item_source: ItemSource | None = None
 ) -> str:
     """The whole HTML document for already built reports (see `render_html`)."""
+    head, items, tail = _page_parts(store, reports, item_source)
+    return head + items.decode("utf-8") + tail
+
+
+def _page_parts(
+    store: Store, reports: Sequence[Report], item_source: ItemSource | None
+) -> tuple[str, bytes, str]:
+    """The page in three parts: its text up to the item data, the item data as the UTF-8
+    bytes they were encoded as (`ItemData.script`: most of a large run's page), and the
+    text after them. The template renders a mark of its own in their place."""
     style, script = asset("report.css"), asset("dom.js") + asset("report.js")
     template = _environment().get_template("page.html.j2")
-    return template.render(
-        page=page_view(store, reports, item_source),
+    page = page_view(store, reports, item_source)
+    mark = f"skillmix-item-data-{secrets.token_hex(16)}"  # in no text the page could hold
+    head, found, tail = template.render(
+        page=page,
+        item_data=Markup(mark),
         version=skillmix_version(),
         csp=Markup(content_security_policy(script, style)),  # hashes and keywords only
         style=Markup(style),
         script=Markup(script),
-    )
+    ).partition(mark)
+    if not found:
+        raise RuntimeError("page.html.j2 has no place for the item data ({{ item_data }})")
+    return head, page.items.script, tail
 
 
 def content_security_policy(script: str, style: str) -> str:

@@ -30,16 +30,15 @@ class ItemData:
     """The item records of a page's runs, encoded for its script, and its filters."""
 
     runs: tuple[tuple[str, str], ...]  # (run id, label) of each run, in page order
-    encoded: Markup  # `script_json` of the records (see `item_data`)
+    # `script_json_bytes` of the records (see `item_parts`): the page writes these bytes as
+    # they are, so a large run's 12 MB of records are never decoded and encoded again.
+    script: bytes
     filters: ItemFilters
 
-    @classmethod
-    def from_parts(
-        cls, runs: tuple[tuple[str, str], ...], script: bytes, filters: ItemFilters
-    ) -> ItemData:
-        """The data `item_parts` gave (`script`: `script_json_bytes` of the records),
-        decoded once, straight into the page's text."""
-        return cls(runs, Markup(script, "utf-8"), filters)
+    @property
+    def encoded(self) -> Markup:
+        """The records as the text of the page's script element."""
+        return Markup(self.script, "utf-8")
 
 
 class ItemSource(Protocol):
@@ -65,7 +64,7 @@ def item_data(
 ) -> ItemData:
     """Every item record of every run (id, label, scores), for the page's script; `texts`:
     the runs' call texts (`Store.call_texts`) when the caller has read them."""
-    return ItemData.from_parts(*item_parts(store, runs, texts))
+    return ItemData(*item_parts(store, runs, texts))
 
 
 def item_parts(
