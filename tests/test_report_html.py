@@ -269,11 +269,12 @@ def test_script_json_cannot_end_its_tag_and_reads_back_the_same():
     a JavaScript string, any script), the page's JSON block reads back as the same data."""
     from skillmix.report.html.page import script_json
 
-    hostile = "</script><!-- x --> & <b>é 中文 \u2028 \u2029 😀 \\u003c"
+    hostile = "</script><!-- x --> & <b>é 中文 \u2028 \u2029 😀 \\u003c \u2027\u202a “ ”"
     data = {"text": hostile, "nested": [{"k": hostile}], "nan": float("nan"), 3: "key"}
     text = str(script_json(data))
     for raw in ("<", ">", "&", "\u2028", "\u2029"):
         assert raw not in text
+    assert "\u2027\u202a “ ”" in text  # their neighbours are left as they are
     assert json.loads(text) == {
         "text": hostile,
         "nested": [{"k": hostile}],

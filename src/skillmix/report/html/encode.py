@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -26,19 +27,18 @@ def script_json_bytes(data: Any) -> bytes:
     """`script_json` as UTF-8 bytes (what a process sends another, without a text copy)."""
     encoded = orjson.dumps(data, default=_plain, option=orjson.OPT_NON_STR_KEYS)
     # Replaced in the UTF-8 bytes (no byte of another character can match), several times
-    # faster than in the decoded text of a large page.
-    for raw, escaped in _SCRIPT_ESCAPES:
+    # faster than in the decoded text of a large page: each ASCII character by a search
+    # for one byte, the two line separators in one pass (a search for their common first
+    # two bytes; two searches for three bytes took four times as long).
+    for raw, escaped in _ASCII_ESCAPES:
         encoded = encoded.replace(raw, escaped)
-    return encoded
+    return _SEPARATORS.sub(_escape_separator, encoded)
 
 
-_SCRIPT_ESCAPES = tuple(
-    (raw.encode(), escaped.encode())
-    for raw, escaped in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    )
-)
+_ASCII_ESCAPES = ((b"<", b"\\u003c"), (b">", b"\\u003e"), (b"&", b"\\u0026"))
+_SEPARATORS = re.compile(rb"\xe2\x80[\xa8\xa9]")  # U+2028 and U+2029 in UTF-8
+_ESCAPED_SEPARATORS = {"\u2028".encode(): b"\\u2028", "\u2029".encode(): b"\\u2029"}
+
+
+def _escape_separator(match: re.Match[bytes]) -> bytes:
+    return _ESCAPED_SEPARATORS[match.group()]
