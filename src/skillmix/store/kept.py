@@ -6,7 +6,10 @@ rows.
 Each row is kept as a read would return it: built from the very values written (after
 their repair, see `text`), its JSON decoded as `Store` decodes it, and where a key is
 written twice, the one that the database keeps (`INSERT OR REPLACE`: the last; `INSERT OR
-IGNORE`: the first; the ledger: the first role, and "sent" once any use was sent).
+IGNORE`: the first; the ledger: the first role, and "sent" once any use was sent). A
+use's tokens are those of the call the caller holds, which is the stored one (`CallCache`
+takes the stored answer when another process stored one first; only one stored in the
+very instant between that look and this process's own write would count with ours).
 
 They are the run's rows only if no one else wrote any: the process holds the run's lease,
 so no other writes its rows meanwhile, and the store uses them only when nothing is
