@@ -42,9 +42,10 @@ GRADE_COLUMNS = (
 
 # Each table's key within a run, and the order `Store` reads its rows in.
 _ITEM_ORDER = itemgetter("k", "position")
-_Group = tuple[str, str, str, int]  # a usage row's role, provider, model and sent
 _GENERATION_KEY = itemgetter("item_id", "round")
 _GRADE_KEY = itemgetter("item_id", "gen_round", "judge", "grade_round")
+
+_Group = tuple[str, str, str, int]  # a usage row's role, provider, model and sent
 
 
 class KeptRows:
