@@ -455,8 +455,12 @@ def test_the_rows_a_store_kept_are_those_it_reads(store_at):
     resumed = Store(path)
     resumed.keep_rows("run")
     assert resumed.ensure_run("run", {}, catalog.content_hash, "v1")  # it existed
-    resumed.put_items("run", [(0, "i0", 2, ("s1", "s2"), "t")])
-    resumed.record_use("run", "key-0", "student", False, call(0, 10))
+    # Every item and every call again, as a resume does: as many rows, but the stored
+    # ones count (i0 with its skills in the order first stored; the calls as sent before).
+    resumed.put_items("run", [(p, f"i{p}", 2 + p % 2, (f"s{p + 2}", "s1"), "t") for p in range(4)])
+    for n in (0, 1, 2):
+        resumed.record_use("run", f"key-{n}", "student", False, call(n, 10 + n))
+    resumed.record_use("run", "key-9", "judge", False, call(9, 1))
     assert resumed.kept_usage("run") is None and resumed.usage("run") == reads()[1]
     resumed.put_generation(
         "run", "i0", 0, turn1_key="a", turn2_key="b", answer="zero", explanation="why",
@@ -487,6 +491,15 @@ def test_the_rows_a_store_kept_are_those_it_reads(store_at):
     fresh.ensure_run("new", {}, catalog.content_hash, "v1")
     fresh.record_use("new", "key-1", "student", True)
     assert fresh.kept_usage("new") is None and fresh.usage("new") == reader.usage("new")
+    # A ledger left behind under a run id whose run row is gone: the run is new, its ledger
+    # is not, and the usage is read (it says what was sent then).
+    writer.record_use("gone", "key-1", "student", True)
+    again = Store(path)
+    again.keep_rows("gone")
+    again.ensure_run("gone", {}, catalog.content_hash, "v1")
+    again.record_use("gone", "key-1", "student", False, call(1, 11))
+    assert again.kept_usage("gone") is None
+    assert again.usage("gone") == reader.usage("gone") and again.usage("gone")[0]["sent"] == 1
 
 
 def test_a_follower_holds_the_run_as_the_store_reads_it(store_at):
