@@ -536,13 +536,13 @@ class Store:
             (run_id, now, now, catalog_hash, template_version, json.dumps(config, sort_keys=True)),
         )
         created = cur.rowcount == 1
-        if created and self._kept is not None and self._kept.run_id == run_id:
+        if created and (kept := self._keeping(run_id)) is not None:
             # A new run has no items (they need it), and unless a ledger of an earlier run
             # of this id was left behind, no ledger either: what is kept will be all.
             stale = self.db.execute(
                 "SELECT 1 FROM run_calls WHERE run_id = ? LIMIT 1", (run_id,)
             ).fetchone()
-            self._kept.created = stale is None
+            kept.created = stale is None
         return not created
 
     def set_run_status(self, run_id: str, status: str) -> None:
@@ -602,9 +602,9 @@ class Store:
     ) -> None:
         rows = [(run_id, iid, pos, k, json.dumps(list(s)), t) for pos, iid, k, s, t in items]
         self._atomic(lambda: self.db.executemany(_ITEM_INSERT, rows))
-        if self._kept is not None and self._kept.run_id == run_id:
+        if (kept := self._keeping(run_id)) is not None:
             for row in rows:
-                self._kept.item(item_row(dict(zip(ITEM_COLUMNS, row, strict=True))))
+                kept.item(item_row(dict(zip(ITEM_COLUMNS, row, strict=True))))
 
     def items(self, run_id: str, limit: int | None = None) -> list[ItemRow]:
         """The run's items by k and position; the first `limit` of them when given."""
@@ -730,8 +730,8 @@ class Store:
             "CASE WHEN excluded.sent > run_calls.sent THEN excluded.sent ELSE run_calls.sent END",
             (run_id, key, role, int(sent)),
         )
-        if self._kept is not None and self._kept.run_id == run_id:
-            self._kept.use(key, role, sent, call)
+        if (kept := self._keeping(run_id)) is not None:
+            kept.use(key, role, sent, call)
 
     def usage(self, run_id: str) -> list[UsageRow]:
         """Calls and tokens per role, provider and model for one run (paid and reused)."""
@@ -837,9 +837,8 @@ class Store:
                 json.dumps(named),
             ),
         )
-        if self._kept is not None and self._kept.run_id == run_id:
-            row = dict(zip(GENERATION_COLUMNS, written, strict=True))
-            self._kept.generation(generation_row(row))
+        if (kept := self._keeping(run_id)) is not None:
+            kept.generation(generation_row(dict(zip(GENERATION_COLUMNS, written, strict=True))))
 
     def generations(self, run_id: str) -> list[GenerationRow]:
         rows = _records(
@@ -887,8 +886,8 @@ class Store:
                 None if answer is None else answer_hash(answer),
             ),
         )
-        if self._kept is not None and self._kept.run_id == run_id:
-            self._kept.grade(grade_row(dict(zip(GRADE_COLUMNS, written, strict=True))))
+        if (kept := self._keeping(run_id)) is not None:
+            kept.grade(grade_row(dict(zip(GRADE_COLUMNS, written, strict=True))))
 
     # --- human spot checks ---------------------------------------------------------------
 
@@ -952,15 +951,16 @@ class Store:
         """A run's items, generations and the grades of the texts those generations hold:
         what a run is scored from (`scoring.results.RunRows`).
 
-        The generations and grades this store kept as it wrote them (`keep_rows`) are used
-        instead of reading them again when they are all the run has: see `KeptRows`.
+        The rows this store kept as it wrote them (`keep_rows`) are used instead of reading
+        them again where they are all the run has: see `store.kept`.
         """
         kept = self._kept_rows(run_id)
         tables = None if kept is None else kept.tables(self.db)
         if tables is not None:
             items, generations, grades = tables
             held = ((g["item_id"], g["round"], g["answer"]) for g in generations)
-            return items or self.items(run_id), generations, current_grades(grades, held)
+            items = self.items(run_id) if items is None else items
+            return items, generations, current_grades(grades, held)
         generations = self.generations(run_id)
         return self.items(run_id), generations, self.grades(run_id, generations)
 
@@ -977,12 +977,16 @@ class Store:
         kept = self._kept_rows(run_id)
         return None if kept is None else kept.usage(self.db)
 
+    def _keeping(self, run_id: str) -> KeptRows | None:
+        """Where the rows of `run_id` are kept as they are written, if they are."""
+        kept = self._kept
+        return kept if kept is not None and kept.run_id == run_id else None
+
     def _kept_rows(self, run_id: str) -> KeptRows | None:
         """The rows kept of `run_id`, if every write was committed."""
-        kept = self._kept
-        if kept is None or kept.run_id != run_id or self._pending or self._failed is not None:
+        if self._pending or self._failed is not None:
             return None
-        return kept
+        return self._keeping(run_id)
 
     # --- imported reference points ------------------------------------------------------
 
