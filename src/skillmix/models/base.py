@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -74,7 +75,7 @@ class ChatRequest:
     def key(self, model_identity: str) -> str:
         """The cache address: SHA-256 of the model identity and settings (one JSON object,
         sorted keys, no spaces), a newline, and the messages' JSON."""
-        settings = _json_object({**self._setting_fields, "model": json.dumps(model_identity)})
+        settings = _json_object({**self._setting_fields, "model": _json_string(model_identity)})
         blob = f"{settings}\n{self.messages_json}"
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -88,18 +89,34 @@ _SCALARS = {None: "null", True: "true", False: "false"}
 
 
 def _setting_json(value: Any) -> str:
-    """`value` as `_sorted_json` writes it; the common scalars without an encoder."""
+    """`value` as `_sorted_json` writes it; the common scalars without an encoder (JSON
+    writes a finite float as its `repr`)."""
     if value is None or value is True or value is False:
         return _SCALARS[value]
     if type(value) is int:
         return int.__repr__(value)
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
     return _sorted_json(value)
 
 
 def _json_object(fields: dict[str, str]) -> str:
     """A JSON object from already-encoded values, keys sorted: what `json.dumps(...,
     sort_keys=True, separators=(",", ":"))` writes for the same object."""
-    return "{" + ",".join(f"{json.dumps(k)}:{fields[k]}" for k in sorted(fields)) + "}"
+    return "{" + ",".join([head + fields[name] for name, head in _heads(tuple(fields))]) + "}"
+
+
+@functools.lru_cache(maxsize=64)
+def _heads(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Each name of an object's fields with its JSON head (`"name":`), in sorted order: a
+    request's settings have the same few names every time."""
+    return tuple((name, f"{json.dumps(name)}:") for name in sorted(names))
+
+
+@functools.lru_cache(maxsize=64)
+def _json_string(text: str) -> str:
+    """`json.dumps(text)`, for the few model identities of a run."""
+    return json.dumps(text)
 
 
 def effective_temperature(model: object, request: ChatRequest) -> float | None:
