@@ -8,14 +8,18 @@ only, and `unescape_text` gives back exactly what the model sent.
 
 from __future__ import annotations
 
-import re
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
 
 def has_lone_surrogates(text: str) -> bool:
-    """Whether `text` holds a code point that cannot be encoded as UTF-8."""
-    return not text.isascii() and _SURROGATE.search(text) is not None
+    """Whether `text` holds a code point that cannot be encoded as UTF-8 (U+D800 to
+    U+DFFF, the only ones): asked by the UTF-8 encoder, several times faster than a
+    search on text that is not ASCII, which is most of a run's (every write checks)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def repair_text(text: str) -> str:
