@@ -86,11 +86,14 @@ def trace(concurrency: int, rounds: int, delay: float) -> dict[str, Any]:
             f"run_trace.child({str(times)!r}, {argv!r})"
         )
         started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c", code], check=True, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        done = subprocess.run(
+            [sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         wall = time.perf_counter() - started
+        if done.returncode != 0:
+            tail = done.stderr.decode(errors="replace")[-2000:]
+            raise SystemExit(f"the traced run failed (exit {done.returncode}):\n{tail}")
         exchanges = json.loads(times.read_text())
     first = min(start for _, start, _ in exchanges)
     workers: dict[int, list[tuple[float, float]]] = defaultdict(list)
