@@ -255,7 +255,8 @@ class CallCache:
         # Here (or where an executor such as Ray sends it); the rest stays in this process.
         response: ChatResponse = await answering(model, self.settings).complete(request)
         # A lone surrogate cannot be stored: keep a repaired text, and the reply as sent.
-        raw = escape_text(response.text) if has_lone_surrogates(response.text) else None
+        unstorable = has_lone_surrogates(response.text)  # checked once, for both
+        raw = escape_text(response.text) if unstorable else None
         record = CallRecord(
             key=key,
             provider=model.provider,
@@ -263,7 +264,7 @@ class CallCache:
             role=role,
             messages=list(request.messages),
             settings=request.settings(),
-            response=repair_text(response.text),
+            response=repair_text(response.text) if unstorable else response.text,
             prompt_tokens=response.prompt_tokens,
             completion_tokens=response.completion_tokens,
             structured=_mode(response.structured),
