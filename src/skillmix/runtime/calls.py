@@ -274,11 +274,7 @@ class CallCache:
             settings_json=request.settings_json,
             raw_response=raw,
         )
-        stored = self.store.get_call(key)
-        if stored is None:
-            self.store.put_call(record)
-        else:  # another process stored an answer to this request first: that one counts
-            record = stored
+        self.store.put_call(record)
         self._ledger(record, role, sent=True)
         usage = self.stats.role(role)
         usage.sent += 1
@@ -290,7 +286,8 @@ class CallCache:
         else:
             usage.cost += price.cost(response.prompt_tokens, response.completion_tokens)
         await self.store.committed()
-        return record
+        # Another process may have stored an answer to this request first: that one counts.
+        return self.store.answer_for(key, record)
 
     def _ledger(self, call: CallRecord, role: str, *, sent: bool) -> None:
         if self.run_id is not None and not self.estimate:

@@ -119,6 +119,10 @@ class Store:
         self.read_only = read_only
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
         self._pending_calls: dict[str, CallRecord] = {}
+        # Calls another process stored first, by key, until `answer_for` hands them over;
+        # and SQLite's data_version when this connection last looked (see `_others_wrote`).
+        self._stored_first: dict[str, CallRecord] = {}
+        self._data_version: int | None = None
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failed: Exception | None = None  # what stopped the writes, see raise_if_failed
@@ -327,6 +331,7 @@ class Store:
             return
 
         def commit() -> None:
+            self._find_stored_first()
             # Runs of the same statement (a tick's answers, ledger rows, grades) go to the
             # database in one executemany each, in their order.
             for sql, group in itertools.groupby(self._pending, key=itemgetter(0)):
@@ -350,6 +355,7 @@ class Store:
 
         def commit() -> None:
             refused.clear()
+            self._find_stored_first()
             for sql, params in self._pending:
                 # A savepoint per write: PostgreSQL aborts the whole transaction otherwise.
                 self.db.execute("SAVEPOINT one_write")
@@ -626,6 +632,48 @@ class Store:
         row = self.db.execute("SELECT * FROM calls WHERE key = ?", (key,)).fetchone()
         return None if row is None else _call_record(row)
 
+    def answer_for(self, key: str, mine: CallRecord) -> CallRecord:
+        """The call the store keeps for `key` once `mine` was written (`put_call`, then
+        `committed`): `mine`, or the answer another process stored first (the first stored
+        counts, so that every run sharing the store uses the same answer)."""
+        if self._loop is None:  # written at once (outside `group_commits`): read it back
+            stored = self.get_call(key)
+            if stored is None:  # not stored: the write failed
+                return mine
+            if self._kept is not None:
+                self._kept.stored_first(stored)
+            return stored
+        return self._stored_first.pop(key, mine)
+
+    def _find_stored_first(self) -> None:
+        """Inside a group commit's transaction, before its writes: the pending calls that
+        another process stored meanwhile, for `answer_for` (and the rows kept). One query
+        for the whole commit, and none on SQLite when no other connection has committed
+        since this one last looked: a look per answer cost more than its write."""
+        if not self._pending_calls or not self._others_wrote():
+            return
+        keys = list(self._pending_calls)
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = keys[start : start + _KEYS_PER_QUERY]
+            rows = self.db.execute(
+                f"SELECT * FROM calls WHERE key IN ({', '.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            for row in rows:
+                stored = _call_record(row)
+                self._stored_first[stored.key] = stored
+                if self._kept is not None:
+                    self._kept.stored_first(stored)
+
+    def _others_wrote(self) -> bool:
+        """Whether another connection may have committed since this one last asked:
+        SQLite's data_version changes exactly then; PostgreSQL cannot tell (True)."""
+        if self.db.dialect != "sqlite":
+            return True
+        version = int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        changed = version != self._data_version
+        self._data_version = version
+        return changed
+
     def call_texts(
         self, run_id: str, have: Container[str] = frozenset()
     ) -> dict[str, tuple[str, str]]:
@@ -692,8 +740,10 @@ class Store:
         return f"({column}::jsonb -> -1 ->> 'content')"
 
     def put_call(self, record: CallRecord) -> None:
-        """Store a model call; the first answer stored for a key is the one that counts."""
-        self._pending_calls[record.key] = record
+        """Store a model call; the first answer stored for a key is the one that counts:
+        `answer_for` says which, once the write is committed."""
+        if self._loop is not None:
+            self._pending_calls[record.key] = record
         self._write(
             _CALL_INSERT + "(key, provider, model, role, messages, settings, "
             "response, prompt_tokens, completion_tokens, structured, finish_reason, latency_s, "

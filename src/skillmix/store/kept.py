@@ -7,9 +7,8 @@ Each row is kept as a read would return it: built from the very values written (
 their repair, see `text`), its JSON decoded as `Store` decodes it, and where a key is
 written twice, the one that the database keeps (`INSERT OR REPLACE`: the last; `INSERT OR
 IGNORE`: the first; the ledger: the first role, and "sent" once any use was sent). A
-use's tokens are those of the call the caller holds, which is the stored one (`CallCache`
-takes the stored answer when another process stored one first; only one stored in the
-very instant between that look and this process's own write would count with ours).
+use's tokens are those of the stored call: when another process stored an answer first,
+the commit that would have written ours finds it (`stored_first`).
 
 They are the run's rows only if no one else wrote any: the process holds the run's lease,
 so no other writes its rows meanwhile, and the store uses them only when nothing is
@@ -90,6 +89,16 @@ class KeptRows:
             paid = (*group[:3], 1)
             self._ledger[key] = (paid, prompt, completion)
             self._add(paid, 1, prompt, completion)
+
+    def stored_first(self, call: CallRecord) -> None:
+        """The store kept `call` (another process's answer) for a use kept with this
+        process's own: the ledger counts the stored call's tokens."""
+        ledger = self._ledger
+        if ledger is None or (held := ledger.get(call.key)) is None:
+            return
+        group, prompt, completion = held
+        self._add(group, 0, call.prompt_tokens - prompt, call.completion_tokens - completion)
+        ledger[call.key] = (group, call.prompt_tokens, call.completion_tokens)
 
     def _add(self, group: _Group, calls: int, prompt: int, completion: int) -> None:
         totals = self._totals.setdefault(group, [0, 0, 0])
