@@ -25,6 +25,7 @@ class AdaptiveLimiter:
         self.rate_limited = 0
         self._credit = 0.0
         self._cond: asyncio.Condition | None = None
+        self._waiting = 0  # callers of `acquire` that did not find a free slot at once
 
     @property
     def _condition(self) -> asyncio.Condition:
@@ -33,6 +34,22 @@ class AdaptiveLimiter:
         return self._cond
 
     async def acquire(self) -> None:
+        # The common case takes a slot without the condition: one is free, no request is
+        # held by a pause, and no caller waits before this one.
+        if (
+            not self._waiting
+            and self.active < int(self.limit)
+            and (not self.paused_until or self.paused_until <= time.monotonic())
+        ):
+            self.active += 1
+            return
+        self._waiting += 1
+        try:
+            await self._wait_for_slot()
+        finally:
+            self._waiting -= 1
+
+    async def _wait_for_slot(self) -> None:
         async with self._condition:
             while True:
                 wait = self.paused_until - time.monotonic()
@@ -46,8 +63,10 @@ class AdaptiveLimiter:
                     await self._condition.wait()
 
     async def release(self) -> None:
+        self.active -= 1
+        if not self._waiting:
+            return
         async with self._condition:
-            self.active -= 1
             if self.paused_until:
                 # Some waiters may be in a timed wait, whose time-out can swallow a
                 # notification: wake them all, each checks again.
