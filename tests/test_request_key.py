@@ -49,6 +49,20 @@ def test_the_key_is_the_one_every_stored_answer_was_filed_under(
     assert json.loads(request.settings_json) == request.settings()
 
 
+@given(earlier=messages, later=messages, images=st.lists(st.text(), max_size=2))
+def test_a_turn_that_reuses_the_earlier_turns_json_has_the_same_key(earlier, later, images):
+    """A conversation's next turn takes the JSON of the messages it shares with the turn
+    before (`following`): the key is the one it would have on its own."""
+    first = ChatRequest(tuple(earlier), seed=1, images=tuple(images[:1]))
+    first.key("m")
+    alone = ChatRequest(tuple(earlier + later), seed=2, images=tuple(images[1:]))
+    second = ChatRequest(alone.messages, seed=2, images=alone.images).following(first)
+    assert second.messages_json == alone.messages_json
+    assert second.key("m") == alone.key("m")
+    if not alone.images:
+        assert second.key("m") == reference_key(alone, "m")
+
+
 def test_a_known_key_is_unchanged():
     """Pinned: the key this request had when it was first stored (schema and all)."""
     schema = {"type": "object", "properties": {"b": {"type": "integer"}, "a": {}}}

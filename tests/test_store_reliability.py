@@ -255,6 +255,36 @@ def test_a_failed_group_commit_keeps_its_batch(tmp_path: Path):
     assert not side_file(reopened.path).exists()
 
 
+def test_a_group_commit_keeps_the_order_of_each_tables_writes(tmp_path: Path):
+    """A commit sends each statement's rows in one batch, however the writes alternate:
+    within a table the order stays, so the last generation written wins (INSERT OR
+    REPLACE) and the ledger keeps the first role a call was used in."""
+    store = Store(tmp_path / "s.sqlite")
+
+    def generation(answer: str) -> None:
+        store.put_generation(
+            "run", "item", 0, turn1_key="k1", turn2_key="k2", answer=answer, explanation=None,
+            marker_found=True, sentences=1, named=[],
+        )  # fmt: skip
+
+    async def work() -> int:
+        with store.group_commits():
+            generation("first")
+            store.record_use("run", "k1", "student", False)
+            generation("second")
+            store.record_use("run", "k1", "judge", True)
+            store.record_use("run", "k2", "student", True)
+            generation("third")
+            await store.committed()
+            return len(store._pending)
+
+    assert asyncio.run(work()) == 0  # one commit took them all
+    assert [g["answer"] for g in store.generations("run")] == ["third"]
+    ledger = store.db.execute("SELECT key, role, sent FROM run_calls ORDER BY rowid").fetchall()
+    assert [tuple(r) for r in ledger] == [("k1", "student", 1), ("k2", "student", 1)]
+    store.close()
+
+
 # --- 2. hostile text ------------------------------------------------------------------------
 
 

@@ -51,6 +51,22 @@ class ChatRequest:
             return _messages_json(self.wire_messages())
         return _messages_json(self.messages)
 
+    def following(self, earlier: ChatRequest) -> ChatRequest:
+        """This request, its messages' JSON made from `earlier`'s (the same conversation's
+        previous turn, whose messages begin this one's) and the new messages' alone: a
+        second turn does not encode the long first prompt again. Returns `self`."""
+        shared = len(earlier.messages)
+        if (
+            0 < shared < len(self.messages)
+            and not self.images
+            and not earlier.images
+            and self.messages[:shared] == earlier.messages
+        ):
+            rest = _messages_json(self.messages[shared:])
+            # `[a, b]` is `[a` + `, ` + `b]`; the cached property's own slot, as it fills it.
+            self.__dict__["messages_json"] = f"{earlier.messages_json[:-1]}, {rest[1:]}"
+        return self
+
     def wire_messages(self) -> list[dict[str, Any]]:
         """The messages in the OpenAI chat format: with `images`, the last message's content
         becomes a text part followed by one `image_url` part per image."""

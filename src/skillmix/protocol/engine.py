@@ -273,16 +273,15 @@ class Engine:
         )
         messages: list[prompts.Message] = []
         replies = []
+        request: ChatRequest | None = None
         async with self._hold(self.student):
             for n, text in enumerate(turns):
                 messages.append({"role": "user", "content": text})
-                reply = await self.calls.call(
-                    self.student,
-                    "student",
-                    ChatRequest(
-                        tuple(messages), decoding.temperature, decoding.max_tokens, seed + n
-                    ),
+                turn = ChatRequest(
+                    tuple(messages), decoding.temperature, decoding.max_tokens, seed + n
                 )
+                request = turn if request is None else turn.following(request)
+                reply = await self.calls.call(self.student, "student", request)
                 replies.append(reply)
                 messages.append({"role": "assistant", "content": _text_of(reply)})
         first, last = replies[0], replies[-1]

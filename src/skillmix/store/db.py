@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -332,10 +330,8 @@ class Store:
 
         def commit() -> None:
             self._find_stored_first()
-            # Runs of the same statement (a tick's answers, ledger rows, grades) go to the
-            # database in one executemany each, in their order.
-            for sql, group in itertools.groupby(self._pending, key=itemgetter(0)):
-                self.db.executemany(sql, [params for _, params in group])
+            for sql, rows in _by_statement(self._pending).items():
+                self.db.executemany(sql, rows)
 
         try:
             self._atomic(commit)
@@ -1164,6 +1160,24 @@ def run_kind(run: RunRow) -> str:
 def answer_hash(answer: str) -> str:
     """What a grade records of the text it graded."""
     return hashlib.sha256(answer.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _by_statement(
+    writes: Iterable[tuple[str, tuple[Any, ...]]],
+) -> dict[str, list[tuple[Any, ...]]]:
+    """A group commit's writes as one executemany per statement, in the order each statement
+    first comes, each statement's rows in their order: a commit's answers and ledger rows
+    alternate, and a call costs more than a row. The order between statements may change
+    because each one that waits for a group commit (`_write`) writes a table of its own,
+    none with a foreign key."""
+    groups: dict[str, list[tuple[Any, ...]]] = {}
+    for sql, params in writes:
+        rows = groups.get(sql)
+        if rows is None:
+            groups[sql] = [params]
+        else:
+            rows.append(params)
+    return groups
 
 
 def _records(cursor: Cursor) -> list[dict[str, Any]]:
