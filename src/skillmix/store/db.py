@@ -648,9 +648,7 @@ class Store:
         since this one last looked: a look per answer cost more than its write."""
         if not self._pending_calls or not self._others_wrote():
             return
-        keys = list(self._pending_calls)
-        for start in range(0, len(keys), _KEYS_PER_QUERY):
-            chunk = keys[start : start + _KEYS_PER_QUERY]
+        for chunk in _chunks(list(self._pending_calls)):
             rows = self.db.execute(
                 f"SELECT * FROM calls WHERE key IN ({', '.join('?' * len(chunk))})", chunk
             ).fetchall()
@@ -694,8 +692,7 @@ class Store:
             used = self.db.execute("SELECT key FROM run_calls WHERE run_id = ?", (run_id,))
             new = [key for (key,) in used if key not in have]
             texts = {}
-            for start in range(0, len(new), _KEYS_PER_QUERY):
-                chunk = new[start : start + _KEYS_PER_QUERY]
+            for chunk in _chunks(new):
                 rows = self.db.execute(
                     f"SELECT key, {self._last_message('messages')}, response FROM calls "
                     f"WHERE key IN ({', '.join('?' * len(chunk))})",
@@ -1172,12 +1169,14 @@ def _by_statement(
     none with a foreign key."""
     groups: dict[str, list[tuple[Any, ...]]] = {}
     for sql, params in writes:
-        rows = groups.get(sql)
-        if rows is None:
-            groups[sql] = [params]
-        else:
-            rows.append(params)
+        groups.setdefault(sql, []).append(params)
     return groups
+
+
+def _chunks(keys: list[str]) -> Iterator[list[str]]:
+    """`keys` in lists short enough for one `IN (...)` query each."""
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        yield keys[start : start + _KEYS_PER_QUERY]
 
 
 def _records(cursor: Cursor) -> list[dict[str, Any]]:
