@@ -13,6 +13,7 @@ from skillmix.catalog.sampling import (
     elementary_symmetric,
     expected_corpus_occurrences,
     sample_items,
+    shuffled,
     split_catalog,
 )
 
@@ -57,6 +58,15 @@ def test_known_ids_and_presented_orders_are_stable_across_machines():
         ("k3-4d9bafc981", ("s004", "s000", "s003")),
     ]
     assert [i.id for i in items] == [replace(i, presented=()).id for i in items]
+
+
+@given(k=st.integers(1, 6), seed=st.integers(0, 2**32))
+@settings(max_examples=30)
+def test_presented_order_is_the_items_shuffle(k, seed):
+    # The sampler hashes the shuffle's prefix once for all items; the order must be the
+    # one `shuffled(skill_ids, seed, item id)` defines.
+    for item in sample_items(make_catalog(8, 4), k, 20, seed=seed):
+        assert item.presented == shuffled(item.skill_ids, seed, item.id)
 
 
 def test_every_item_can_be_drawn_when_asking_for_all():

@@ -77,8 +77,11 @@ def item_id(k: int, skill_ids: Sequence[str], topic_id: str) -> str:
 
 def shuffled(values: Sequence[str], *key: object) -> tuple[str, ...]:
     """`values` in an order drawn from `key` (Fisher-Yates on SHA-256): same on every machine."""
+    return _shuffled(values, _Hashes(SHUFFLE_VERSION, *key))
+
+
+def _shuffled(values: Sequence[str], draw: _Hashes) -> tuple[str, ...]:
     out = list(values)
-    draw = _Hashes(SHUFFLE_VERSION, *key)
     for i in range(len(out) - 1, 0, -1):
         j = draw(i) % (i + 1)
         out[i], out[j] = out[j], out[i]
@@ -90,6 +93,13 @@ class _Hashes:
 
     def __init__(self, *prefix: object) -> None:
         self._prefix = hashlib.sha256(":".join(str(p) for p in (*prefix, "")).encode())
+
+    def then(self, part: object) -> _Hashes:
+        """`_Hashes(*prefix, part)`, the prefix not hashed again (one per sampled item)."""
+        longer = object.__new__(_Hashes)
+        longer._prefix = self._prefix.copy()
+        longer._prefix.update(f"{part}:".encode())
+        return longer
 
     def __call__(self, last: object) -> int:
         h = self._prefix.copy()
@@ -145,6 +155,7 @@ def sample_items(catalog: Catalog, k: int, n: int, seed: int) -> list[Item]:
     seen: set[int] = set()
     counter = 0
     draw = _Hashes(SAMPLER_VERSION, seed, k)
+    shuffles = _Hashes(SHUFFLE_VERSION, seed)  # an item's order: `shuffled(ids, seed, id)`
     while len(chosen) < n:
         rank = draw(counter) % total
         counter += 1
@@ -155,7 +166,7 @@ def sample_items(catalog: Catalog, k: int, n: int, seed: int) -> list[Item]:
         skill_ids = tuple(skills[i].id for i in combo)
         topic_id = topics[rank // n_combos].id
         ident = item_id(k, skill_ids, topic_id)
-        item = Item(k, skill_ids, topic_id, shuffled(skill_ids, seed, ident))
+        item = Item(k, skill_ids, topic_id, _shuffled(skill_ids, shuffles.then(ident)))
         item.__dict__["id"] = ident  # what the cached `Item.id` would compute again
         chosen.append(item)
     return chosen
