@@ -8,6 +8,10 @@ import json
 import os
 import pickle
 import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,6 +204,43 @@ def test_a_killed_worker_costs_only_time(runs: TwoRuns, store: Store, tmp_path: 
         "exit status -9" in worker.failure or "could not be asked" in worker.failure
     )
     assert with_worker == _page(store, runs.careful, tmp_path / "here.html")
+
+
+def test_an_answer_is_written_whole_when_the_worker_is_stopped_and_continued():
+    """Under PYTHONUNBUFFERED (set by many containers and CI images) a process's stdout is
+    the raw file, whose `write` takes only part of its bytes when the process is stopped
+    (SIGSTOP, as Ctrl-Z, a debugger or a profiler do) and continued in the middle of it:
+    pickled straight to it, the answer came out cut short every time here. The worker's
+    writer finishes the write. A worker of 12 MB, stopped and continued every couple of
+    milliseconds while the pipe is read; whatever the timing, the answer must be whole."""
+    code = (
+        "import sys\n"
+        "from skillmix.cli._page_worker import write_answer\n"
+        "write_answer(('runs', bytes(range(256)) * 47_000, 3), sys.stdout.fileno())\n"
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env)
+        done = threading.Event()
+
+        def stop_and_continue(pid: int = proc.pid, done: threading.Event = done) -> None:
+            while not done.is_set():
+                os.kill(pid, signal.SIGSTOP)
+                time.sleep(0.0005)
+                os.kill(pid, signal.SIGCONT)  # always: it is never left stopped
+                time.sleep(0.001)
+
+        poker = threading.Thread(target=stop_and_continue)
+        poker.start()
+        try:
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+        finally:
+            done.set()
+            poker.join()
+            proc.stdout.close()
+        assert proc.wait() == 0
+        assert pickle.loads(out) == ("runs", bytes(range(256)) * 47_000, 3)
 
 
 def test_leaving_the_block_stops_a_worker_that_was_not_asked():

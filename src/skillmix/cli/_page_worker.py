@@ -253,10 +253,22 @@ def serve() -> None:
         store.close()
     # The encoded records as the UTF-8 bytes they were made as: pickle copies them at
     # memory speed, where their text took 20-40 ms to encode again (and 10 to decode).
-    answer = (runs, script, filters, followed_texts)
-    pickle.dump(answer, sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
-    sys.stdout.buffer.flush()
+    write_answer((runs, script, filters, followed_texts), sys.stdout.fileno())
     os._exit(0)  # without freeing the records one by one
+
+
+def write_answer(answer: object, fd: int) -> None:
+    """`answer`, pickled, written whole to the file descriptor `fd`.
+
+    Through a buffered writer of its own: under PYTHONUNBUFFERED (which many containers
+    and CI images set) `sys.stdout.buffer` is the raw file, whose `write` may take only
+    part of what it is given when the process is stopped and continued meanwhile (Ctrl-Z
+    and `fg`, a debugger, a profiler), and pickle does not look at how much it took: the
+    command would then get a cut answer (CPython gh-85393). A buffered writer writes the
+    rest.
+    """
+    with open(fd, "wb", closefd=False) as out:
+        pickle.dump(answer, out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class _Following:
