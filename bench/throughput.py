@@ -223,6 +223,7 @@ def run_child(task: dict[str, Any], server: DelayServer, timeout_s: float = 1800
 CLI_CONCURRENCIES = (64, 256)
 # The --cli --ceiling sides: bench/plain_client.py through each transport.
 CEILINGS = {"plain aiohttp": "aiohttp", "plain skillmix-http": "skillmix-http"}
+BARE = "plain skillmix-http"  # the floor of skillmix's run phase: its transport, nothing else
 
 
 def measure_cli(
@@ -484,6 +485,7 @@ def render_cli(out: dict[str, Any]) -> str:
         "code",
         "runs",
         "share of ideal",
+        "of the bare client's",
         "requests/s",
         "CPU ms/item",
         "run phase: share of ideal",
@@ -516,6 +518,7 @@ def render_cli(out: dict[str, Any]) -> str:
                     side,
                     str(len(runs)),
                     f"**{med['share_of_ideal']:.3f}**",
+                    _of_bare(out, c, med),
                     f"{med['requests_per_s']:.0f}",
                     f"{med['cpu_ms_per_item']:.2f}",
                     f"{med['run_share_of_ideal']:.3f}",
@@ -527,6 +530,16 @@ def render_cli(out: dict[str, Any]) -> str:
                 ]
             )
     return _table(header, lines)
+
+
+def _of_bare(out: dict[str, Any], c: str, med: dict[str, float]) -> str:
+    """A side's share of ideal over that of the bare client on skillmix's own transport
+    (`--ceiling`'s plain skillmix-http) at the same concurrency, measured in the same batch:
+    what is left of the target once the hour's speed is taken out ("—" without it)."""
+    bare = out.get("ceiling_medians", {}).get(BARE, {}).get(c)
+    if not bare:
+        return "—"
+    return f"{med['share_of_ideal'] / bare['share_of_ideal']:.3f}"
 
 
 def _orchestrator(out: dict[str, Any], side: str, med: dict[str, float]) -> str:
