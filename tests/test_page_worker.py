@@ -222,15 +222,7 @@ def test_an_answer_is_written_whole_when_the_worker_is_stopped_and_continued():
     for _ in range(3):
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env)
         done = threading.Event()
-
-        def stop_and_continue(pid: int = proc.pid, done: threading.Event = done) -> None:
-            while not done.is_set():
-                os.kill(pid, signal.SIGSTOP)
-                time.sleep(0.0005)
-                os.kill(pid, signal.SIGCONT)  # always: it is never left stopped
-                time.sleep(0.001)
-
-        poker = threading.Thread(target=stop_and_continue)
+        poker = threading.Thread(target=_stop_and_continue, args=(proc.pid, done))
         poker.start()
         try:
             assert proc.stdout is not None
@@ -241,6 +233,15 @@ def test_an_answer_is_written_whole_when_the_worker_is_stopped_and_continued():
             proc.stdout.close()
         assert proc.wait() == 0
         assert pickle.loads(out) == ("runs", bytes(range(256)) * 47_000, 3)
+
+
+def _stop_and_continue(pid: int, done: threading.Event) -> None:
+    """Stop process `pid` and continue it again, every 1.5 ms, until `done`."""
+    while not done.is_set():
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.0005)
+        os.kill(pid, signal.SIGCONT)  # always: it is never left stopped
+        time.sleep(0.001)
 
 
 def test_leaving_the_block_stops_a_worker_that_was_not_asked():
